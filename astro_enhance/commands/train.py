@@ -1,0 +1,77 @@
+"""``astro-enhance train``: train the U-Net or the GAN on simulated shards."""
+
+__all__ = ["NAME", "HELP", "add_arguments", "run"]
+
+NAME = "train"
+HELP = "train a neural enhancer (unet, gan) on simulated pairs; checkpoints and resumes"
+
+
+def add_arguments(parser):
+    """Add the ``train`` options to ``parser``.
+
+    Parameters
+    ----------
+    parser : argparse.ArgumentParser
+    """
+    parser.add_argument("model", choices=["unet", "gan"], help="what to train")
+    parser.add_argument("--data", required=True,
+                        help="training shards: directory from 'astro-enhance simulate' or .npz")
+    parser.add_argument("--out", required=True, help="run directory (checkpoints, logs, samples)")
+    parser.add_argument("--val", default=None, help="validation shards (default: training ones)")
+    parser.add_argument("--recipe", default=None,
+                        help="recipe name or JSON file (default: the model's shipped recipe)")
+    parser.add_argument("--minutes", type=float, default=None,
+                        help="wall-clock budget; checkpoint and stop when spent")
+    parser.add_argument("--steps", type=int, default=None, help="override the recipe's steps")
+    parser.add_argument("--resume", action="store_true", help="continue from OUT/checkpoint.pt")
+    parser.add_argument("--init", default=None,
+                        help="gan only: generator initial weights (weights stem or U-Net run dir)")
+    parser.add_argument("--threads", type=int, default=None, help="torch CPU threads")
+    parser.add_argument("--max-samples", type=int, default=None,
+                        help="read at most this many training pairs")
+    parser.add_argument("--export", default=None, metavar="NAME",
+                        help="after training, export weights (bare name -> package weights dir)")
+    parser.add_argument("--export-only", action="store_true",
+                        help="do not train; export the run's current weights (needs --export)")
+    parser.add_argument("--no-progress", action="store_true", help="no progress bar")
+
+
+def run(args):
+    """Run ``astro-enhance train``.
+
+    Parameters
+    ----------
+    args : argparse.Namespace
+
+    Returns
+    -------
+    int
+        Exit code.
+    """
+    from ..training import export_weights, load_recipe, train_gan, train_unet
+
+    if args.export_only:
+        if not args.export:
+            raise ValueError("--export-only needs --export NAME (where to write the weights)")
+        path = export_weights(args.out, args.export)
+        print(f"exported {path}")
+        return 0
+    recipe = load_recipe(args.recipe or args.model,
+                         overrides={"steps": args.steps} if args.steps else None)
+    kw = dict(recipe=recipe, minutes=args.minutes, resume=args.resume, val=args.val,
+              threads=args.threads, progress=not args.no_progress,
+              max_samples=args.max_samples)
+    if args.model == "unet":
+        res = train_unet(args.data, args.out, **kw)
+    else:
+        res = train_gan(args.data, args.out, init=args.init, **kw)
+    state = "finished" if res["finished"] else "stopped (resume with --resume)"
+    print(f"{args.model}: {state} at step {res['step']} after {res['elapsed'] / 60:.1f} min")
+    if res.get("val"):
+        v = res["val"]
+        print("quick val: " + ", ".join(f"{k}={v[k]:.4g}" for k in
+                                          ("psnr_gain", "flux_err_median", "hf_ratio") if k in v))
+    if args.export:
+        path = export_weights(args.out, args.export)
+        print(f"exported {path}")
+    return 0

@@ -1,0 +1,140 @@
+"""Residual U-Net used by the ``unet`` and ``gan`` enhancers.
+
+The network works in the stretched space of `astro_enhance.normalize` and predicts a
+correction added to its input, ``y = x + f(x)``. The last convolution starts at zero, so a
+freshly built network is the identity (it reproduces the resampled input) and training only
+has to learn what to change. It is fully convolutional: any height and width that are
+multiples of ``2 ** depth`` are accepted.
+"""
+
+import torch
+from torch import nn
+import torch.nn.functional as F
+
+__all__ = ["UNet", "ConvBlock"]
+
+
+class ConvBlock(nn.Module):
+    """Two 3x3 convolutions with LeakyReLU activations, with a residual 1x1 shortcut.
+
+    Parameters
+    ----------
+    c_in, c_out : int
+        Input and output channels.
+    """
+
+    def __init__(self, c_in, c_out):
+        super().__init__()
+        self.conv1 = nn.Conv2d(c_in, c_out, 3, padding=1)
+        self.conv2 = nn.Conv2d(c_out, c_out, 3, padding=1)
+        self.skip = nn.Conv2d(c_in, c_out, 1) if c_in != c_out else nn.Identity()
+        self.act = nn.LeakyReLU(0.1, inplace=True)
+
+    def forward(self, x):
+        h = self.act(self.conv1(x))
+        h = self.conv2(h)
+        return self.act(h + self.skip(x))
+
+
+class UNet(nn.Module):
+    """Encoder-decoder with skip connections and a residual output.
+
+    Parameters
+    ----------
+    in_channels : int, optional
+        Channels of the input (stretched image planes).
+    out_channels : int, optional
+        Channels of the output. The residual connection adds the first
+        ``min(in_channels, out_channels)`` input planes to the output.
+    width : int, optional
+        Channels of the first level; level ``i`` has ``width * mult[i]`` channels.
+    depth : int, optional
+        Number of 2x down-samplings; input sizes must be multiples of ``2 ** depth``.
+    channel_mult : sequence of int, optional
+        Width multipliers per level (length ``depth + 1``; default doubles up to 4x).
+    residual : bool, optional
+        Add the input to the output (``y = x + f(x)``).
+
+    Examples
+    --------
+    >>> import torch
+    >>> net = UNet(width=8, depth=2)
+    >>> x = torch.randn(1, 1, 32, 32)
+    >>> torch.equal(net(x), x)   # identity at initialisation
+    True
+    """
+
+    def __init__(self, in_channels=1, out_channels=1, *, width=24, depth=3, channel_mult=None,
+                 residual=True):
+        super().__init__()
+        if depth < 1:
+            raise ValueError(f"depth must be at least 1, got {depth}")
+        if channel_mult is None:
+            channel_mult = [min(2 ** i, 4) for i in range(depth + 1)]
+        channel_mult = list(channel_mult)
+        if len(channel_mult) != depth + 1:
+            raise ValueError(f"channel_mult needs depth + 1 = {depth + 1} entries, "
+                             f"got {len(channel_mult)}")
+        self.in_channels = int(in_channels)
+        self.out_channels = int(out_channels)
+        self.depth = int(depth)
+        self.residual = bool(residual)
+        chans = [int(width) * int(m) for m in channel_mult]
+        self.stem = nn.Conv2d(in_channels, chans[0], 3, padding=1)
+        self.down = nn.ModuleList()
+        self.enc = nn.ModuleList()
+        for i in range(depth + 1):
+            c_prev = chans[max(i - 1, 0)]
+            self.enc.append(ConvBlock(c_prev if i else chans[0], chans[i]))
+            if i < depth:
+                # strided convolution: learnable, anti-checkerboard enough with 4x4 kernel
+                self.down.append(nn.Conv2d(chans[i], chans[i], 4, stride=2, padding=1))
+        self.dec = nn.ModuleList()
+        self.reduce = nn.ModuleList()
+        for i in reversed(range(depth)):
+            self.reduce.append(nn.Conv2d(chans[i + 1], chans[i], 1))
+            self.dec.append(ConvBlock(2 * chans[i], chans[i]))
+        self.head = nn.Conv2d(chans[0], out_channels, 3, padding=1)
+        nn.init.zeros_(self.head.weight)
+        nn.init.zeros_(self.head.bias)
+
+    @property
+    def size_multiple(self):
+        """int: input height and width must be multiples of this."""
+        return 2 ** self.depth
+
+    def forward(self, x):
+        """Enhance a batch.
+
+        Parameters
+        ----------
+        x : torch.Tensor, shape (B, in_channels, H, W)
+            Stretched input; ``H`` and ``W`` multiples of `size_multiple`.
+
+        Returns
+        -------
+        torch.Tensor, shape (B, out_channels, H, W)
+        """
+        m = self.size_multiple
+        if x.shape[-1] % m or x.shape[-2] % m:
+            raise ValueError(f"input height and width must be multiples of {m}, "
+                             f"got {tuple(x.shape[-2:])}; pad the input (reflection)")
+        h = self.stem(x)
+        skips = []
+        for i, block in enumerate(self.enc):
+            h = block(h)
+            if i < self.depth:
+                skips.append(h)
+                h = self.down[i](h)
+        for red, block in zip(self.reduce, self.dec):
+            skip = skips.pop()
+            h = F.interpolate(h, size=skip.shape[-2:], mode="nearest")
+            h = block(torch.cat([red(h), skip], dim=1))
+        out = self.head(h)
+        if self.residual:
+            n = min(self.in_channels, self.out_channels)
+            if n == self.out_channels:
+                out = out + x[:, :n]
+            else:
+                out = torch.cat([out[:, :n] + x[:, :n], out[:, n:]], dim=1)
+        return out

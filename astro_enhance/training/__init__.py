@@ -1,0 +1,13 @@
+"""Training of the neural enhancers: data, losses, loops and recipes.
+
+Importing this subpackage does not import torch; the loops import it when they run.
+"""
+
+from .data import (StretchedPairs, ShardDataset, FitsPairDataset, load_shards, augment,
+                   synthetic_shard)
+from .recipes import RECIPE_DIR, list_recipes, load_recipe
+from .loops import train_unet, train_gan, export_weights, evaluate_quick, AdaptiveSwitcher
+
+__all__ = ["StretchedPairs", "ShardDataset", "FitsPairDataset", "load_shards", "augment",
+           "synthetic_shard", "RECIPE_DIR", "list_recipes", "load_recipe", "train_unet",
+           "train_gan", "export_weights", "evaluate_quick", "AdaptiveSwitcher"]
