@@ -1,0 +1,240 @@
+"""`TorchEnhancer`: a PyTorch network wrapped as an `~astro_enhance.enhancers.Enhancer`.
+
+The pipeline around the network is fixed, and networks are trained in exactly the same space:
+
+1. non-finite pixels are filled with 0 (the sky level of sky-subtracted data) and remembered;
+2. ``sigma`` = the given noise or `astro_enhance.normalize.estimate_noise` of each band;
+3. ``y = asinh(x / (softening * sigma))`` (`astro_enhance.normalize.asinh_stretch`);
+4. ``y`` is cut into overlapping tiles (`astro_enhance.tiling.run_tiled`), each batch of tiles
+   goes through ``model(y)`` under `torch.inference_mode` (and autocast when running in half
+   precision), and the tiles are blended back;
+5. ``x = softening * sigma * sinh(y_out)`` (`astro_enhance.normalize.asinh_unstretch`) and
+   the masked pixels are set back to NaN.
+
+Model convention: ``model(x)`` with ``x`` a float tensor ``(B, C_in, H, W)`` in the stretched
+space returns ``(B, C_out, H, W)`` in the same space (residual learning is inside the model);
+``H`` and ``W`` are multiples of ``info.size_multiple`` (the tiler pads by reflection).
+
+torch is imported when an instance is created, not when this module is imported.
+"""
+
+import os
+from pathlib import Path
+
+import numpy as np
+
+from ..exceptions import EnhancerError, WeightsError
+from ..normalize import DEFAULT_SOFTENING, asinh_stretch, asinh_unstretch
+from .base import Enhancer, EnhancerInfo
+
+__all__ = ["TorchEnhancer"]
+
+
+class TorchEnhancer(Enhancer):
+    """A torch network that restores an image on its own grid.
+
+    Parameters
+    ----------
+    model : `torch.nn.Module`
+        Network following the convention of this module (stretched space in and out).
+    info : `~astro_enhance.enhancers.EnhancerInfo`
+        Metadata (channels, tiling hint, size multiple, weights sha256 ...).
+    device : str or `torch.device`, optional
+        Where to run (see `astro_enhance.device.resolve_device`; default ``"auto"``).
+    precision : {"auto", "fp32", "fp16", "bf16"}, optional
+        Arithmetic precision (see `astro_enhance.device.resolve_precision`): ``"auto"`` is
+        fp16 autocast on CUDA, fp32 elsewhere.
+    tile_size : int, optional
+        Tile side in pixels; default ``info.tile_size``; 0 processes the whole image at once.
+    overlap : int, optional
+        Tile overlap in pixels; default ``info.overlap``.
+    batch_size : int, optional
+        Tiles per forward pass (default 4). Memory grows with ``batch_size * tile_size**2``.
+    softening : float, optional
+        Softening ``k`` of the asinh stretch, in units of the noise (default 3, as in
+        training).
+    progress : bool, optional
+        Show a tqdm progress bar over tiles.
+
+    Examples
+    --------
+    >>> import numpy as np, torch
+    >>> from astro_enhance.enhancers import EnhancerInfo, TorchEnhancer
+    >>> net = torch.nn.Conv2d(1, 1, 3, padding=1)
+    >>> enh = TorchEnhancer(net, EnhancerInfo("demo", "neural"), device="cpu")
+    >>> enh.enhance(np.zeros((64, 64), np.float32), noise=1.0).shape
+    (64, 64)
+    """
+
+    def __init__(self, model, info, *, device="auto", precision="auto", tile_size=None,
+                 overlap=None, batch_size=4, softening=DEFAULT_SOFTENING, progress=False):
+        import torch
+
+        if not isinstance(model, torch.nn.Module):
+            raise EnhancerError(f"model must be a torch.nn.Module, not {type(model).__name__}")
+        if not isinstance(info, EnhancerInfo):
+            raise EnhancerError("info must be an EnhancerInfo")
+        self.model = model.eval()
+        self.info = info
+        self.tile_size = info.tile_size if tile_size is None else (int(tile_size) or None)
+        self.overlap = info.overlap if overlap is None else int(overlap)
+        self.batch_size = int(batch_size)
+        if self.batch_size < 1:
+            raise EnhancerError(f"batch_size must be >= 1, got {batch_size}")
+        self.softening = float(softening)
+        self.progress = bool(progress)
+        self._precision_request = precision
+        self.precision = None
+        self.device = None
+        self.sidecar = None
+        self.to(device)
+
+    def to(self, device):
+        """Move the network to ``device`` and choose the precision for it.
+
+        Parameters
+        ----------
+        device : str or `torch.device`
+            Device (``"auto"``, ``"cpu"``, ``"cuda:N"``, ``"mps"`` ...).
+
+        Returns
+        -------
+        self
+
+        Raises
+        ------
+        DeviceError
+            If the device is absent or does not support the requested precision.
+        """
+        from ..device import resolve_device, resolve_precision
+
+        dev = resolve_device(device)
+        self.precision = resolve_precision(self._precision_request, dev)
+        self.model.to(dev)
+        self.device = dev
+        return self
+
+    # ---------------------------------------------------------------------------------------
+    def _forward(self, x, *, rng=None):
+        """Run the network on a batch tensor in the stretched space (override for sampling)."""
+        return self.model(x)
+
+    def _predict(self, batch, rng):
+        import torch
+
+        x = torch.from_numpy(batch).to(self.device)
+        use_amp = self.precision != torch.float32
+        with torch.inference_mode():
+            with torch.autocast(device_type=self.device.type, dtype=self.precision,
+                                enabled=use_amp):
+                y = self._forward(x, rng=rng)
+            return y.float().cpu().numpy()
+
+    def _enhance(self, filled, *, mask, noise, rng):
+        from ..tiling import run_tiled
+
+        nchan = filled.shape[0]
+        y = np.empty_like(filled)
+        for c in range(nchan):
+            y[c] = asinh_stretch(filled[c], noise[c], softening=self.softening)
+        out = run_tiled(y, lambda b: self._predict(b, rng), tile_size=self.tile_size,
+                        overlap=self.overlap, size_multiple=self.info.size_multiple,
+                        batch_size=self.batch_size, progress=self.progress)
+        del y
+        if out.ndim == 2:
+            out = out[None]
+        if out.shape[0] == nchan:
+            sig_out = list(noise)
+        else:
+            sig_out = [float(np.median(noise))] * out.shape[0]
+        for c in range(out.shape[0]):
+            out[c] = asinh_unstretch(out[c], sig_out[c], softening=self.softening)
+        return out
+
+    # ---------------------------------------------------------------------------------------
+    @staticmethod
+    def load_parts(path, *, name=None):
+        """Read a weights file and rebuild its network (no device placement).
+
+        Parameters
+        ----------
+        path : str or path-like
+            Weights stem, ``.safetensors`` file or ``.json`` sidecar.
+        name : str, optional
+            Enhancer name (default: ``sidecar["info"]["name"]`` or the file stem).
+
+        Returns
+        -------
+        model : `torch.nn.Module`
+            Network with the weights loaded, in eval mode, on the CPU.
+        info : `~astro_enhance.enhancers.EnhancerInfo`
+            Metadata with ``weights_sha256`` set.
+        sidecar : dict
+            The verified JSON sidecar.
+
+        Raises
+        ------
+        WeightsError, ChecksumError
+            See `astro_enhance.weights.load_weights`; also when the tensors do not fit the
+            architecture.
+        """
+        from ..weights import load_weights
+        from ..models import build_model
+
+        state, sidecar = load_weights(path)
+        arch = sidecar.get("architecture")
+        if not arch:
+            raise WeightsError(f"sidecar of {path} names no 'architecture'")
+        model = build_model(arch, sidecar.get("config") or {})
+        try:
+            model.load_state_dict(state, strict=True)
+        except RuntimeError as exc:
+            raise WeightsError(f"the weights in {path} do not fit architecture {arch!r} with "
+                               f"config {sidecar.get('config')}: {exc}") from None
+        model.eval()
+        info_d = dict(sidecar.get("info") or {})
+        stem = Path(os.fspath(path)).name
+        for suffix in (".safetensors", ".json"):
+            if stem.endswith(suffix):
+                stem = stem[: -len(suffix)]
+        info_d["name"] = name or info_d.get("name") or stem
+        info_d.setdefault("kind", "neural")
+        info_d.setdefault("size_multiple", int(getattr(model, "size_multiple", 1) or 1))
+        info_d.setdefault("description", sidecar.get("description", f"{arch} network"))
+        info = EnhancerInfo.from_dict(info_d, weights_sha256=sidecar["sha256"])
+        return model, info, sidecar
+
+    @classmethod
+    def from_weights(cls, path, *, device="auto", precision="auto", name=None, **options):
+        """Build an enhancer from a safetensors weights file and its JSON sidecar.
+
+        The network is rebuilt with ``astro_enhance.models.build_model(sidecar["architecture"],
+        sidecar["config"])`` and the sha256 of the file is checked first.
+
+        Parameters
+        ----------
+        path : str or path-like
+            Weights stem, ``.safetensors`` file or ``.json`` sidecar.
+        device, precision : optional
+            See `TorchEnhancer`.
+        name : str, optional
+            Enhancer name (default from the sidecar or the file name).
+        **options
+            Further `TorchEnhancer` keyword arguments (``tile_size``, ``overlap``,
+            ``batch_size``, ``progress``, ``softening``).
+
+        Returns
+        -------
+        `TorchEnhancer` (or the subclass it is called on)
+
+        Raises
+        ------
+        WeightsError, ChecksumError, DeviceError, EnhancerError
+        """
+        model, info, sidecar = cls.load_parts(path, name=name)
+        try:
+            enh = cls(model, info, device=device, precision=precision, **options)
+        except TypeError as exc:
+            raise EnhancerError(f"bad option for {info.name}: {exc}") from None
+        enh.sidecar = sidecar
+        return enh
