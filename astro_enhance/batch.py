@@ -5,8 +5,8 @@ starts a `distributed.LocalCluster` (one process per core, one thread each); pas
 (a `distributed.Client` or a scheduler address) to use any existing cluster, for example one
 started with dask-jobqueue on an HPC system.
 
-Files written to the output directory
--------------------------------------
+Files written to the output directory:
+
 ``<stem>_enhanced.fits``
     One output per input (``frame-r-000756-2-0427.fits.bz2`` gives
     ``frame-r-000756-2-0427_enhanced.fits``). Written to a temporary name first, flushed to
