@@ -314,10 +314,12 @@ class Bilateral(_Classical):
 
         out = np.empty_like(filled)
         for c in range(filled.shape[0]):
-            img = np.ascontiguousarray(filled[c], dtype=np.float32)
-            sc = self.sigma_color * float(noise[c])
+            # Work in units of the noise: OpenCV's float path has absolute tolerances that
+            # break on data like 1e-17 erg/s/cm2/A; dividing by sigma makes it scale-free.
+            sigma = np.float32(noise[c])
+            img = np.ascontiguousarray(filled[c] / sigma, dtype=np.float32)
             for _ in range(self.iterations):
-                img = cv2.bilateralFilter(img, self.diameter, sc, self.sigma_space,
-                                          borderType=cv2.BORDER_REFLECT)
-            out[c] = img
+                img = cv2.bilateralFilter(img, self.diameter, self.sigma_color,
+                                          self.sigma_space, borderType=cv2.BORDER_REFLECT)
+            out[c] = img * sigma
         return out
