@@ -1,0 +1,1092 @@
+"""Paired SDSS / DECaLS-like survey simulator (training and benchmark data).
+
+One random scene -- a galaxy like those of the SDSS spectroscopic sample (bulge + exponential
+disk + star-forming knots, spiral arms, bars and rings in a fraction), a few faint background
+galaxies and field stars -- is rendered with GalSim three ways, all with consistent WCS (same
+sky position):
+
+* ``sdss``: 0.396"/px, SDSS-like Moffat PSF, sky and source noise, saturation and bleed
+  trails, in nanomaggies per pixel (like an SDSS ``frame``);
+* ``decals``: 0.262"/px, DECaLS-like PSF and noise (1.7 mag deeper for point sources);
+* ``truth``: the same DECaLS-grid image without noise.
+
+``input`` is the ``sdss`` image put on the DECaLS grid by `astro_enhance.resample.resample`
+(exactly the pipeline's resampling step), so a model trained on ``input -> truth`` sees at
+training time what it sees in production. Every number chosen here, and where it comes from,
+is listed in ``docs/simulator.rst``.
+
+Seeds are split into disjoint ranges (`SPLITS`) so that training and benchmark scenes never
+overlap; the same seed always gives the same bytes.
+"""
+
+import math
+import os
+import tempfile
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+from astropy.io import fits
+from astropy.wcs import WCS
+
+from .exceptions import InputError, SplitError, SurveyError, UnitError
+from .io import Image
+
+__all__ = [
+    "SPLITS",
+    "BANDS",
+    "SDSS_PIXEL_SCALE",
+    "DECALS_PIXEL_SCALE",
+    "DEPTH_GAIN_MAG",
+    "SimulatedPair",
+    "simulate_pair",
+    "write_shards",
+    "read_shard",
+    "check_seeds",
+    "split_of",
+    "degrade",
+    "decam_to_nanomaggies",
+    "decals_sigma",
+]
+
+#: Disjoint seed ranges of the data splits. A seed belongs to exactly one split.
+SPLITS = {
+    "train": range(0, 10_000_000),
+    "val": range(10_000_000, 11_000_000),
+    "bench": range(20_000_000, 21_000_000),
+}
+
+#: Bands the simulator knows.
+BANDS = ("g", "r", "i", "z")
+
+#: SDSS pixel scale, arcsec per pixel.
+SDSS_PIXEL_SCALE = 0.396
+#: DECaLS (Legacy Surveys) pixel scale, arcsec per pixel.
+DECALS_PIXEL_SCALE = 0.262
+#: How much deeper (in magnitudes, 5-sigma point source) the DECaLS-like image is than the SDSS
+#: one: r 23.9 (DECaLS DR9 typical) against 22.2 (SDSS).
+DEPTH_GAIN_MAG = 1.7
+
+_ZP_NMGY = 22.5  # magnitude of 1 nanomaggy
+
+# Per-band SDSS parameters, from the real frame run 2583 camcol 2 field 136 and its psField
+# (see docs/simulator.rst): per-pixel sky sigma (nanomaggy), nanomaggies per count, CCD gain
+# (electrons per count), saturation level of a frame (nanomaggy per pixel, maximum of the
+# saturated cores of the real frame), FWHM scaling with wavelength relative to r.
+_SDSS = {
+    "g": dict(sigma=0.021, nmgy=0.0042, gain=3.855, sat=262.0, fwhm_factor=1.055),
+    "r": dict(sigma=0.034, nmgy=0.0054, gain=4.600, sat=274.0, fwhm_factor=1.000),
+    "i": dict(sigma=0.052, nmgy=0.0076, gain=5.195, sat=367.0, fwhm_factor=0.960),
+    "z": dict(sigma=0.170, nmgy=0.0320, gain=5.155, sat=1700.0, fwhm_factor=0.926),
+}
+
+_GSPARAMS = None
+
+
+def _gsparams():
+    global _GSPARAMS
+    if _GSPARAMS is None:
+        import galsim
+        _GSPARAMS = galsim.GSParams(folding_threshold=1e-2, maxk_threshold=2e-3,
+                                    kvalue_accuracy=1e-4, maximum_fft_size=8192)
+    return _GSPARAMS
+
+
+# ----------------------------------------------------------------------------- seeds / splits
+
+def split_of(seed):
+    """Name of the split a seed belongs to.
+
+    Parameters
+    ----------
+    seed : int
+        Scene seed.
+
+    Returns
+    -------
+    str or None
+        ``"train"``, ``"val"``, ``"bench"``, or None when the seed is in no split.
+
+    Examples
+    --------
+    >>> split_of(5), split_of(20_000_001)
+    ('train', 'bench')
+    """
+    for name, rng in SPLITS.items():
+        if seed in rng:
+            return name
+    return None
+
+
+def check_seeds(split, *, start=None, n=1):
+    """Validate a seed range against a split and return it.
+
+    Parameters
+    ----------
+    split : str
+        One of the keys of `SPLITS`.
+    start : int, optional
+        First seed (default: the first seed of the split).
+    n : int, optional
+        Number of consecutive seeds.
+
+    Returns
+    -------
+    range
+        The seeds ``start, ..., start + n - 1``.
+
+    Raises
+    ------
+    SplitError
+        If the split is unknown or the range leaves the split (and so could overlap
+        another split).
+
+    Examples
+    --------
+    >>> check_seeds("val", n=3)
+    range(10000000, 10000003)
+    """
+    if split not in SPLITS:
+        raise SplitError(f"unknown split {split!r}; use one of {', '.join(SPLITS)}")
+    allowed = SPLITS[split]
+    n = int(n)
+    if n < 1:
+        raise SplitError(f"n must be at least 1, got {n}")
+    start = allowed.start if start is None else int(start)
+    seeds = range(start, start + n)
+    if seeds.start not in allowed or seeds[-1] not in allowed:
+        other = {split_of(s) for s in (seeds.start, seeds[-1])} - {split}
+        where = f" (overlaps split {', '.join(sorted(map(str, other)))})" if other else ""
+        raise SplitError(
+            f"seeds {seeds.start}..{seeds[-1]} leave the {split!r} split "
+            f"[{allowed.start}, {allowed.stop}){where}; choose start/n inside it")
+    return seeds
+
+
+def _check_bands(bands):
+    if isinstance(bands, str):
+        bands = tuple(b for b in bands.replace(",", " ").split() if b)
+    bands = tuple(bands)
+    if not bands:
+        raise SurveyError("no band given; use some of g, r, i, z")
+    for b in bands:
+        if b not in BANDS:
+            raise SurveyError(f"unknown band {b!r}; the simulator knows {', '.join(BANDS)}")
+    if len(set(bands)) != len(bands):
+        raise SurveyError(f"duplicate band in {bands}")
+    return bands
+
+
+# ----------------------------------------------------------------------------- WCS helpers
+
+def _tan_wcs(ra, dec, scale_arcsec, shape, rot_deg):
+    """TAN WCS centred on the image, standard parity (east left when north up), rotated."""
+    ny, nx = shape
+    w = WCS(naxis=2)
+    w.wcs.ctype = ["RA---TAN", "DEC--TAN"]
+    w.wcs.cunit = ["deg", "deg"]
+    w.wcs.crval = [ra, dec]
+    w.wcs.crpix = [(nx + 1) / 2.0, (ny + 1) / 2.0]
+    s = scale_arcsec / 3600.0
+    t = math.radians(rot_deg)
+    c, sn = math.cos(t), math.sin(t)
+    # rotation of the standard north-up, east-left matrix diag(-s, s)
+    w.wcs.cd = np.array([[-s * c, s * sn], [s * sn, s * c]])
+    w.wcs.radesys = "ICRS"
+    w.wcs.equinox = 2000.0
+    w.wcs.set()
+    return w
+
+
+def _decals_grid(sdss_wcs, sdss_shape):
+    """The DECaLS grid the pipeline puts an SDSS image on (`astro_enhance.resample.target_wcs`)."""
+    from .resample import target_wcs
+    w = sdss_wcs.deepcopy()
+    w.array_shape = tuple(sdss_shape)
+    wcs_out, shape = target_wcs(w, "decals")
+    return wcs_out, tuple(int(v) for v in shape)
+
+
+def _to_decals_grid(image, wcs_out, shape_out):
+    """Resample an SDSS `Image` onto the DECaLS grid exactly as the pipeline does."""
+    from .resample import resample
+    out = resample(image, "decals", wcs_out=wcs_out, shape_out=shape_out, return_type="image")
+    return np.asarray(out.data, dtype=np.float32)
+
+
+def _header(wcs, *, band, survey, unit="nanomaggy", **cards):
+    h = wcs.to_header()
+    h["BUNIT"] = (unit, "per pixel")
+    h["FILTER"] = (band, "band")
+    h["SURVEY"] = (survey, "simulated survey")
+    h["AE_SIM"] = (True, "simulated by astro_enhance.simulate")
+    for k, v in cards.items():
+        h[k.upper()] = v
+    return h
+
+
+# ----------------------------------------------------------------------------- scene
+
+def _mag_to_nmgy(m):
+    return 10.0 ** (-0.4 * (np.asarray(m, dtype=float) - _ZP_NMGY))
+
+
+def _draw_counts(rng, n, lo, hi, slope):
+    """Magnitudes with dN/dm proportional to 10**(slope*m) on [lo, hi] (inverse CDF)."""
+    u = rng.random(n)
+    a, b = 10.0 ** (slope * lo), 10.0 ** (slope * hi)
+    return np.log10(a + u * (b - a)) / slope
+
+
+def _colour_fluxes(mag_r, colours):
+    """Per-band fluxes (nanomaggy) from an r magnitude and (g-r, r-i, i-z) colours."""
+    gr, ri, iz = colours
+    mags = {"r": mag_r, "g": mag_r + gr, "i": mag_r - ri, "z": mag_r - ri - iz}
+    return {b: float(_mag_to_nmgy(m)) for b, m in mags.items()}
+
+
+def _make_scene(seed, stamp_arcsec, n_stars):
+    """Draw every random parameter of a scene (independent of the bands asked for)."""
+    rng = np.random.default_rng([int(seed), 0x5CE7E])
+    sc = {}
+    # sky position and SDSS orientation: half north-up cutouts, half frame-like rotations
+    sc["ra"] = float(rng.uniform(0.0, 360.0))
+    sc["dec"] = float(np.degrees(np.arcsin(rng.uniform(-0.2, 0.9))))
+    sc["rot_deg"] = 0.0 if rng.random() < 0.5 else float(rng.uniform(0.0, 360.0))
+    # PSFs: one seeing per scene, chromatic scaling FWHM ~ lambda**-0.2, small per-band jitter
+    see_sdss = float(np.clip(rng.normal(1.30, 0.15), 1.0, 1.6))
+    see_dec = float(np.clip(rng.normal(1.20, 0.07), 1.05, 1.35))
+    beta_s, beta_d = float(rng.uniform(2.8, 3.6)), float(rng.uniform(2.8, 3.6))
+    g_s = rng.normal(0.0, 0.02, 2)
+    g_d = rng.normal(0.0, 0.015, 2)
+    jit = rng.normal(0.0, 0.03, (len(BANDS), 2))
+    noise_jit = np.clip(rng.normal(0.0, 0.08, len(BANDS)), -0.15, 0.15)
+    psf = {}
+    for k, b in enumerate(BANDS):
+        f = _SDSS[b]["fwhm_factor"]
+        fs = float(np.clip(see_sdss * f * (1 + jit[k, 0]), 0.95, 1.75))
+        fd = float(np.clip(see_dec * f * (1 + jit[k, 1]), 0.95, 1.45))
+        fd = min(fd, fs)  # the DECaLS-like image is never blurrier than the SDSS one
+        psf[b] = dict(sdss_fwhm=fs, sdss_beta=beta_s, sdss_g=(float(g_s[0]), float(g_s[1])),
+                      decals_fwhm=fd, decals_beta=beta_d,
+                      decals_g=(float(g_d[0]), float(g_d[1])),
+                      sdss_sigma=float(_SDSS[b]["sigma"] * math.exp(noise_jit[k])))
+    sc["psf"] = psf
+
+    # main galaxy (SDSS spectroscopic-like: r 14 - 17.8)
+    gal = {}
+    mag = float(_draw_counts(rng, 1, 14.0, 17.8, 0.4)[0])
+    gal["mag_r"] = mag
+    r50 = float(np.clip(10 ** (0.85 - 0.15 * (mag - 14.0) + rng.normal(0, 0.12)), 1.5, 8.0))
+    gal["r50"] = r50
+    early = rng.random() < 0.3
+    gal["type"] = "early" if early else "late"
+    gal["x"], gal["y"] = (float(v) for v in rng.normal(0.0, 1.0, 2))  # arcsec offsets (xi, eta)
+    cosi = rng.uniform(0.0, 1.0)
+    q0 = 0.15
+    gal["disk_q"] = float(math.sqrt(cosi ** 2 * (1 - q0 ** 2) + q0 ** 2))
+    gal["beta"] = float(rng.uniform(0.0, 180.0))  # galsim angle, from +xi (east) to +eta
+    gal["pa_deg"] = float((90.0 - gal["beta"]) % 180.0)  # east of north
+    if early:
+        gal["bulge_frac"] = float(rng.uniform(0.6, 1.0))
+        gal["bulge_r50"] = r50 * float(rng.uniform(0.8, 1.0))
+        gal["disk_r50"] = r50 * float(rng.uniform(1.2, 1.8))
+        gal["bulge_q"] = float(rng.uniform(0.45, 1.0))
+        gal["bulge_n"] = 4.0
+    else:
+        gal["bulge_frac"] = float(rng.uniform(0.0, 0.45))
+        gal["bulge_r50"] = r50 * float(rng.uniform(0.15, 0.45))
+        gal["disk_r50"] = r50 * float(rng.uniform(0.95, 1.2))
+        gal["bulge_q"] = float(rng.uniform(0.6, 1.0))
+        gal["bulge_n"] = float(rng.choice([2.0, 4.0]))
+    gal["bulge_beta"] = gal["beta"] + float(rng.normal(0, 10.0))
+    late = not early
+    gal["spiral"] = bool(late and rng.random() < 0.6)
+    gal["bar"] = bool(late and rng.random() < 0.3)
+    gal["ring"] = bool(late and rng.random() < 0.12)
+    gal["arm_m"] = int(rng.choice([2, 2, 2, 3, 4]))
+    gal["arm_pitch_deg"] = float(rng.uniform(10.0, 30.0))
+    gal["arm_phase"] = float(rng.uniform(0, 2 * math.pi))
+    gal["arm_sharp"] = float(rng.uniform(2.0, 6.0))
+    gal["arm_frac"] = float(rng.uniform(0.10, 0.35)) if gal["spiral"] else 0.0
+    gal["knot_frac"] = float(rng.uniform(0.03, 0.15)) if late else 0.0
+    gal["n_knots"] = int(rng.integers(10, 61)) if late else 0
+    gal["bar_frac"] = float(rng.uniform(0.05, 0.15)) if gal["bar"] else 0.0
+    gal["bar_len"] = float(rng.uniform(0.8, 1.5))
+    gal["bar_q"] = float(rng.uniform(0.25, 0.4))
+    gal["bar_angle"] = float(rng.uniform(0, 180.0))
+    gal["ring_frac"] = float(rng.uniform(0.03, 0.10)) if gal["ring"] else 0.0
+    gal["ring_radius"] = float(rng.uniform(1.5, 3.0))
+    gal["knot_seed"] = int(rng.integers(0, 2 ** 31 - 1))
+    # colours (g-r, r-i, i-z): red bulges, bluer disks, blue star-forming structure
+    gal["colour_bulge"] = tuple(float(v) for v in rng.normal((0.78, 0.40, 0.30), 0.04))
+    gal["colour_disk"] = tuple(float(v) for v in rng.normal((0.50, 0.25, 0.15), 0.08))
+    gal["colour_sf"] = tuple(float(v) for v in rng.normal((0.25, 0.08, 0.02), 0.08))
+    gal["colour_bar"] = tuple(float(v) for v in rng.normal((0.70, 0.35, 0.25), 0.05))
+    sc["galaxy"] = gal
+
+    half = stamp_arcsec / 2.0
+    # faint background galaxies (SDSS-faint, visible at DECaLS depth)
+    nbg = int(rng.poisson(2.0))
+    bgs = []
+    for _ in range(nbg):
+        m = float(_draw_counts(rng, 1, 19.0, 23.0, 0.4)[0])
+        bgs.append(dict(mag_r=m, x=float(rng.uniform(-half, half)),
+                        y=float(rng.uniform(-half, half)),
+                        r50=float(np.clip(10 ** (0.1 - 0.12 * (m - 19) + rng.normal(0, 0.1)),
+                                          0.3, 2.0)),
+                        n=float(rng.choice([1.0, 1.0, 4.0])),
+                        q=float(rng.uniform(0.3, 1.0)), beta=float(rng.uniform(0, 180)),
+                        colour=tuple(float(v) for v in rng.normal((0.9, 0.4, 0.3), 0.2))))
+    sc["background"] = bgs
+
+    # field stars: number counts dN/dm ~ 10**(0.25 m) over r 14-22, plus extras
+    if n_stars is None:
+        ns = int(rng.poisson(4.0))
+    else:
+        ns = int(n_stars)
+    mags = list(_draw_counts(rng, ns, 14.0, 22.0, 0.25))
+    pos = [tuple(rng.uniform(-1.05 * half, 1.05 * half, 2)) for _ in range(ns)]
+    kinds = ["field"] * ns
+    if n_stars is None:
+        if rng.random() < 0.15:  # a bright, saturated star somewhere
+            mags.append(float(rng.uniform(11.5, 14.2)))
+            pos.append(tuple(rng.uniform(-0.9 * half, 0.9 * half, 2)))
+            kinds.append("bright")
+        if rng.random() < 0.3:  # a star superposed on the galaxy
+            rr = rng.uniform(0.2, 1.5) * r50
+            t = rng.uniform(0, 2 * math.pi)
+            mags.append(float(rng.uniform(16.0, 21.0)))
+            pos.append((gal["x"] + rr * math.cos(t), gal["y"] + rr * math.sin(t)))
+            kinds.append("on_galaxy")
+    stars = []
+    for m, (x, y), kind in zip(mags, pos, kinds):
+        gr = float(np.clip(rng.normal(0.75, 0.35), 0.2, 1.5))
+        ri = 0.35 * gr - 0.05 + max(0.0, gr - 1.2) * 3.0 + float(rng.normal(0, 0.03))
+        iz = 0.5 * ri + float(rng.normal(0, 0.03))
+        stars.append(dict(mag_r=float(m), x=float(x), y=float(y), kind=kind,
+                          colour=(gr, ri, iz)))
+    sc["stars"] = stars
+    return sc
+
+
+def _structure_image(gal, band_fluxes, ds):
+    """Fine-grid image (galaxy frame, before inclination) of arms, knots, bar and ring.
+
+    Returns one array per band, each summing to that band's structured flux, or None.
+    """
+    h = gal["disk_r50"] / 1.678  # exponential scale length
+    comps = []
+    half = min(4.5 * h, 30.0)
+    n = int(2 * math.ceil(half / ds) + 1)
+    c = (n - 1) / 2.0
+    yy, xx = np.mgrid[0:n, 0:n]
+    x = (xx - c) * ds
+    y = (yy - c) * ds
+    r = np.hypot(x, y)
+    theta = np.arctan2(y, x)
+    disk = np.exp(-r / h)
+    if gal["arm_frac"] > 0:
+        rs = np.maximum(r, 0.05 * h)
+        phase = gal["arm_m"] * (theta - np.log(rs / h) / math.tan(math.radians(gal["arm_pitch_deg"]))
+                                + gal["arm_phase"])
+        pattern = (0.5 * (1 + np.cos(phase))) ** gal["arm_sharp"]
+        taper = 1.0 - np.exp(-(r / (0.6 * h)) ** 2)
+        arms = disk * pattern * taper
+        comps.append(("sf", gal["arm_frac"], arms))
+    else:
+        arms = None
+    if gal["knot_frac"] > 0 and gal["n_knots"] > 0:
+        krng = np.random.default_rng(gal["knot_seed"])
+        weight = disk * (1 - np.exp(-(r / (0.5 * h)) ** 2))
+        if arms is not None:
+            weight = 0.3 * weight / weight.sum() + 0.7 * arms / arms.sum()
+        p = (weight / weight.sum()).ravel()
+        idx = krng.choice(p.size, size=gal["n_knots"], p=p)
+        kx = (idx % n - c) * ds + krng.uniform(-0.5, 0.5, gal["n_knots"]) * ds
+        ky = (idx // n - c) * ds + krng.uniform(-0.5, 0.5, gal["n_knots"]) * ds
+        kf = krng.lognormal(0.0, 0.7, gal["n_knots"])
+        ksig = krng.uniform(0.12, 0.35, gal["n_knots"])
+        knots = np.zeros_like(disk)
+        for xk, yk, fk, sk in zip(kx, ky, kf, ksig):
+            i0, i1 = (max(0, int((yk - 3 * sk) / ds + c)), min(n, int((yk + 3 * sk) / ds + c) + 2))
+            j0, j1 = (max(0, int((xk - 3 * sk) / ds + c)), min(n, int((xk + 3 * sk) / ds + c) + 2))
+            if i1 <= i0 or j1 <= j0:
+                continue
+            g = np.exp(-((x[i0:i1, j0:j1] - xk) ** 2 + (y[i0:i1, j0:j1] - yk) ** 2)
+                       / (2 * sk * sk))
+            s = g.sum()
+            if s > 0:
+                knots[i0:i1, j0:j1] += fk * g / s
+        comps.append(("sf", gal["knot_frac"], knots))
+    if gal["bar_frac"] > 0:
+        t = math.radians(gal["bar_angle"])
+        xb = x * math.cos(t) + y * math.sin(t)
+        yb = -x * math.sin(t) + y * math.cos(t)
+        a = gal["bar_len"] * h
+        rb = np.sqrt((xb / a) ** 2 + (yb / (gal["bar_q"] * a)) ** 2)
+        bar = np.clip(1 - rb ** 2, 0, None) ** 1.5  # Ferrers-like
+        comps.append(("bar", gal["bar_frac"], bar))
+    if gal["ring_frac"] > 0:
+        R = gal["ring_radius"] * h
+        ring = np.exp(-0.5 * ((r - R) / (0.12 * R)) ** 2)
+        comps.append(("disk", gal["ring_frac"], ring))
+    if not comps:
+        return None
+    out = {}
+    for b, fl in band_fluxes.items():
+        img = np.zeros_like(disk)
+        for kind, frac, arr in comps:
+            s = arr.sum()
+            if s > 0:
+                img += arr * (frac * fl[kind] / s)
+        out[b] = img
+    return out
+
+
+def _band_component_fluxes(gal, band):
+    """Flux (nanomaggy) of each component class in a band, so that r totals gal['mag_r']."""
+    ftot = float(_mag_to_nmgy(gal["mag_r"]))
+    fb = gal["bulge_frac"]
+    fsf = gal["arm_frac"] + gal["knot_frac"]
+    fbar = gal["bar_frac"]
+    fring = gal["ring_frac"]
+    fdisk = max(0.0, 1.0 - fb - fsf - fbar - fring)
+    # per unit r flux, the band flux of each colour class
+    def per(col):
+        return _colour_fluxes(_ZP_NMGY, col)[band]  # r = 22.5 -> 1 nmgy
+    return {
+        "bulge": ftot * fb * per(gal["colour_bulge"]),
+        "disk_smooth": ftot * fdisk * per(gal["colour_disk"]),
+        # per-unit-fraction fluxes for the structure image
+        "sf": ftot * per(gal["colour_sf"]),
+        "bar": ftot * per(gal["colour_bar"]),
+        "disk": ftot * per(gal["colour_disk"]),
+    }
+
+
+def _galaxy_object(gal, band, struct_img, ds):
+    import galsim
+    gsp = _gsparams()
+    fl = _band_component_fluxes(gal, band)
+    parts = []
+    disk_parts = []
+    if fl["disk_smooth"] > 0:
+        disk_parts.append(galsim.Exponential(half_light_radius=gal["disk_r50"],
+                                             flux=fl["disk_smooth"], gsparams=gsp))
+    if struct_img is not None:
+        s = float(struct_img.sum())
+        if s > 0:
+            disk_parts.append(galsim.InterpolatedImage(
+                galsim.Image(struct_img, scale=ds), flux=s, pad_factor=2, gsparams=gsp,
+                calculate_stepk=False, calculate_maxk=False))
+    if disk_parts:
+        d = disk_parts[0] if len(disk_parts) == 1 else galsim.Add(disk_parts, gsparams=gsp)
+        parts.append(d.shear(q=gal["disk_q"], beta=gal["beta"] * galsim.degrees))
+    if fl["bulge"] > 0:
+        b = galsim.Sersic(n=gal["bulge_n"], half_light_radius=gal["bulge_r50"],
+                          flux=fl["bulge"], trunc=10 * gal["bulge_r50"], gsparams=gsp)
+        parts.append(b.shear(q=gal["bulge_q"], beta=gal["bulge_beta"] * galsim.degrees))
+    return parts[0] if len(parts) == 1 else galsim.Add(parts, gsparams=gsp)
+
+
+def _psf_object(p, survey):
+    import galsim
+    pre = "sdss" if survey == "sdss" else "decals"
+    return galsim.Moffat(beta=p[pre + "_beta"], fwhm=p[pre + "_fwhm"],
+                         gsparams=_gsparams()).shear(g1=p[pre + "_g"][0], g2=p[pre + "_g"][1])
+
+
+def _moffat_nea_arcsec2(fwhm, beta):
+    """Noise-equivalent area 1 / integral(psf**2) of a Moffat profile, arcsec**2."""
+    alpha = fwhm / (2.0 * math.sqrt(2.0 ** (1.0 / beta) - 1.0))
+    return math.pi * alpha ** 2 * (2 * beta - 1) / (beta - 1) ** 2
+
+
+def decals_sigma(sdss_sigma, *, sdss_fwhm, decals_fwhm, sdss_beta=3.2, decals_beta=3.2,
+                 depth_gain=DEPTH_GAIN_MAG):
+    """Per-pixel noise of the DECaLS-like image from the SDSS one and the depth difference.
+
+    The 5-sigma point-source depth of a background-limited image with per-pixel noise
+    ``sigma`` and PSF noise-equivalent area ``NEA`` (pixels) is ``5 sigma sqrt(NEA)``. Asking the
+    DECaLS-like depth to be ``depth_gain`` magnitudes deeper gives
+    ``sigma_dec = sigma_sdss * 10**(-0.4 depth_gain) * sqrt(NEA_sdss / NEA_dec)`` with the NEAs
+    in each survey's own pixels (Moffat PSFs).
+
+    Parameters
+    ----------
+    sdss_sigma : float
+        Per-pixel noise of the SDSS image (nanomaggy per 0.396" pixel).
+    sdss_fwhm, decals_fwhm : float
+        PSF FWHM of each survey, arcsec.
+    sdss_beta, decals_beta : float, optional
+        Moffat beta of each PSF.
+    depth_gain : float, optional
+        Depth difference in magnitudes (default `DEPTH_GAIN_MAG`).
+
+    Returns
+    -------
+    float
+        Per-pixel noise of the DECaLS-like image, nanomaggy per 0.262" pixel.
+
+    Examples
+    --------
+    >>> round(decals_sigma(0.034, sdss_fwhm=1.3, decals_fwhm=1.2), 4)
+    0.0051
+    """
+    nea_s = _moffat_nea_arcsec2(sdss_fwhm, sdss_beta) / SDSS_PIXEL_SCALE ** 2
+    nea_d = _moffat_nea_arcsec2(decals_fwhm, decals_beta) / DECALS_PIXEL_SCALE ** 2
+    return float(sdss_sigma * 10 ** (-0.4 * depth_gain) * math.sqrt(nea_s / nea_d))
+
+
+def _jacobian(wcs):
+    m = wcs.pixel_scale_matrix * 3600.0
+    import galsim
+    return galsim.JacobianWCS(m[0, 0], m[0, 1], m[1, 0], m[1, 1])
+
+
+def _sky_to_pix(wcs, ref, x, y):
+    """Tangent-plane offsets (arcsec) around ref -> 0-based pixel positions on wcs."""
+    ra, dec = ref.wcs_pix2world(np.atleast_1d(x), np.atleast_1d(y), 0)
+    px, py = wcs.wcs_world2pix(ra, dec, 0)
+    return np.asarray(px, dtype=float), np.asarray(py, dtype=float)
+
+
+def _ref_wcs(sc):
+    """TAN WCS whose pixel coordinates are tangent-plane offsets (xi, eta) in arcsec."""
+    w = WCS(naxis=2)
+    w.wcs.ctype = ["RA---TAN", "DEC--TAN"]
+    w.wcs.crval = [sc["ra"], sc["dec"]]
+    w.wcs.crpix = [1.0, 1.0]
+    w.wcs.cd = np.eye(2) / 3600.0
+    w.wcs.set()
+    return w
+
+
+def _draw_point(full, psf, fwhm, beta, flux, px, py, jac, sigma_pix, os_=5):
+    """Add a PSF of given flux at 0-based pixel (px, py) into ``full`` (numpy array).
+
+    The PSF is evaluated without pixel convolution on an ``os_``-times finer grid and binned,
+    which integrates it over the pixels (midpoint rule, os_**2 samples per pixel).
+    """
+    import galsim
+    ny, nx = full.shape
+    alpha = fwhm / (2.0 * math.sqrt(2.0 ** (1.0 / beta) - 1.0))
+    scale = math.sqrt(abs(jac.pixelArea()))
+    # radius (arcsec) where the profile falls to 0.02 sigma per pixel
+    i0 = flux * (beta - 1) / (math.pi * alpha ** 2) * scale ** 2
+    ratio = max(i0 / (0.02 * sigma_pix), 1.0)
+    rad = alpha * math.sqrt(max(ratio ** (1.0 / beta) - 1.0, 0.0))
+    rad = min(max(rad, 3.0 * fwhm), 40.0)
+    hw = int(math.ceil(rad / scale))
+    cx, cy = int(round(px)), int(round(py))
+    x0, x1, y0, y1 = cx - hw, cx + hw + 1, cy - hw, cy + hw + 1
+    if x1 <= 0 or y1 <= 0 or x0 >= nx or y0 >= ny:
+        return
+    m = (x1 - x0)
+    fine = galsim.Image(m * os_, m * os_, wcs=galsim.JacobianWCS(
+        jac.dudx / os_, jac.dudy / os_, jac.dvdx / os_, jac.dvdy / os_))
+    # 0-based fine coordinate of the star: fine pixel centres k -> coarse (k+0.5)/os - 0.5
+    fx = (px - x0 + 0.5) * os_ - 0.5
+    fy = (py - y0 + 0.5) * os_ - 0.5
+    psf.withFlux(flux).drawImage(image=fine, method="no_pixel",
+                                 center=galsim.PositionD(fx + 1, fy + 1))
+    stamp = fine.array.reshape(m, os_, m, os_).sum(axis=(1, 3))
+    sx0, sy0 = max(0, -x0), max(0, -y0)
+    ex, ey = min(m, nx - x0), min(m, ny - y0)
+    full[y0 + sy0:y0 + ey, x0 + sx0:x0 + ex] += stamp[sy0:ey, sx0:ex]
+
+
+def _render(sc, band, wcs, shape, survey, struct, ds, sigma_pix):
+    """Noiseless rendering of a scene in one band on one grid (float64 array)."""
+    import galsim
+    ref = _ref_wcs(sc)
+    jac = _jacobian(wcs)
+    ny, nx = shape
+    p = sc["psf"][band]
+    pre = "sdss" if survey == "sdss" else "decals"
+    psf = _psf_object(p, survey)
+    out = galsim.Image(nx, ny, wcs=jac, dtype=np.float64)
+    gal = sc["galaxy"]
+    gobj = _galaxy_object(gal, band, None if struct is None else struct[band], ds)
+    gx, gy = _sky_to_pix(wcs, ref, gal["x"], gal["y"])
+    galsim.Convolve(gobj, psf, gsparams=_gsparams()).drawImage(
+        image=out, center=galsim.PositionD(gx[0] + 1, gy[0] + 1), add_to_image=True)
+    arr = out.array
+    gsp = _gsparams()
+    for bg in sc["background"]:
+        f = _colour_fluxes(bg["mag_r"], bg["colour"])[band]
+        prof = (galsim.Exponential(half_light_radius=bg["r50"], flux=f, gsparams=gsp)
+                if bg["n"] == 1.0 else
+                galsim.DeVaucouleurs(half_light_radius=bg["r50"], flux=f,
+                                     trunc=8 * bg["r50"], gsparams=gsp))
+        prof = galsim.Convolve(prof.shear(q=bg["q"], beta=bg["beta"] * galsim.degrees), psf,
+                               gsparams=gsp)
+        bx, by = _sky_to_pix(wcs, ref, bg["x"], bg["y"])
+        scale = math.sqrt(abs(jac.pixelArea()))
+        hw = int(math.ceil((6 * bg["r50"] + 3 * p[pre + "_fwhm"]) / scale))
+        cx, cy = int(round(bx[0])), int(round(by[0]))
+        b = galsim.BoundsI(cx - hw + 1, cx + hw + 1, cy - hw + 1, cy + hw + 1) & out.bounds
+        if not b.isDefined():
+            continue
+        sub = out[b]
+        prof.drawImage(image=sub, center=galsim.PositionD(bx[0] + 1, by[0] + 1),
+                       add_to_image=True)
+    arr = out.array
+    if sc["stars"]:
+        sx = np.array([s["x"] for s in sc["stars"]])
+        sy = np.array([s["y"] for s in sc["stars"]])
+        px, py = _sky_to_pix(wcs, ref, sx, sy)
+        for s, x, y in zip(sc["stars"], px, py):
+            f = _colour_fluxes(s["mag_r"], s["colour"])[band]
+            _draw_point(arr, psf, p[pre + "_fwhm"], p[pre + "_beta"], f, x, y, jac, sigma_pix)
+    return arr
+
+
+def _bleed(img, sat):
+    """Clip at the saturation level and spread the excess charge along columns (axis 0)."""
+    over = img > sat
+    if not over.any():
+        return img, np.zeros(img.shape, bool)
+    mask = np.zeros(img.shape, bool)
+    ny = img.shape[0]
+    for j in np.nonzero(over.any(axis=0))[0]:
+        col = img[:, j]
+        o = col > sat
+        idx = np.nonzero(o)[0]
+        # contiguous runs
+        splits = np.nonzero(np.diff(idx) > 1)[0] + 1
+        for run in np.split(idx, splits):
+            lo, hi = run[0], run[-1]
+            excess = float((col[lo:hi + 1] - sat).sum())
+            extra = excess / sat / 2.0
+            n_ext = int(extra)
+            frac = extra - n_ext
+            a, b = max(0, lo - n_ext), min(ny, hi + n_ext + 1)
+            col[a:b] = sat
+            mask[a:b, j] = True
+            for k in (a - 1, b):
+                if 0 <= k < ny and frac > 0:
+                    col[k] = min(sat, col[k] + frac * sat)
+        img[:, j] = col
+    return img, mask
+
+
+@dataclass
+class SimulatedPair:
+    """One simulated scene rendered as SDSS and DECaLS would see it.
+
+    All images are `~astro_enhance.io.Image` records in nanomaggies per pixel with their WCS.
+
+    Attributes
+    ----------
+    seed : int
+        Scene seed.
+    bands : tuple of str
+        Bands rendered.
+    sdss, input, decals, truth : dict of str -> `~astro_enhance.io.Image`
+        Per band: native SDSS image (0.396"/px); SDSS image resampled onto the DECaLS grid by
+        the pipeline's resampling; noisy DECaLS-like image; noiseless DECaLS-PSF truth.
+    sigma_sdss, sigma_decals : dict of str -> float
+        Per-pixel background noise of the native SDSS and of the DECaLS-like images.
+    psf_fwhm_sdss, psf_fwhm_decals : dict of str -> float
+        PSF FWHM (arcsec) of each survey.
+    saturated : dict of str -> ndarray of bool
+        Saturated and bleed-trail pixels of the SDSS image.
+    variance_sdss : dict of str -> ndarray
+        Per-pixel noise variance of the native SDSS image (sky + source Poisson).
+    stars : `~astropy.table.Table`
+        Star catalogue: sky position, SDSS and DECaLS pixel positions, r magnitude,
+        fluxes per band, kind (field, bright, on_galaxy), saturated flag.
+    galaxy : dict
+        Parameters of the main galaxy (r magnitude, half-light radius, morphology, colours,
+        sky position and pixel positions).
+    sdss_wcs, decals_wcs : `~astropy.wcs.WCS`
+        The two grids.
+    """
+
+    seed: int
+    bands: tuple
+    sdss: dict = field(default_factory=dict)
+    input: dict = field(default_factory=dict)
+    decals: dict = field(default_factory=dict)
+    truth: dict = field(default_factory=dict)
+    sigma_sdss: dict = field(default_factory=dict)
+    sigma_decals: dict = field(default_factory=dict)
+    psf_fwhm_sdss: dict = field(default_factory=dict)
+    psf_fwhm_decals: dict = field(default_factory=dict)
+    saturated: dict = field(default_factory=dict)
+    variance_sdss: dict = field(default_factory=dict)
+    stars: object = None
+    galaxy: dict = field(default_factory=dict)
+    sdss_wcs: WCS = None
+    decals_wcs: WCS = None
+
+
+def simulate_pair(seed, *, bands=("r",), stamp_arcsec=64.0, n_stars=None, split=None):
+    """Simulate one scene as seen by SDSS and by a DECaLS-like survey.
+
+    Parameters
+    ----------
+    seed : int
+        Scene seed; the same seed gives identical bytes, whatever the bands asked for (each
+        band's images do not depend on the other bands requested).
+    bands : sequence of str or str, optional
+        Bands among g, r, i, z (``"g,r,i"`` is accepted).
+    stamp_arcsec : float, optional
+        Side of the square scene, arcsec (the SDSS stamp has ``round(stamp / 0.396)`` pixels).
+    n_stars : int, optional
+        Number of field stars; default: Poisson(4) with r 14-22 number counts, plus with
+        some probability a bright saturated star and a star on top of the galaxy.
+    split : str, optional
+        When given, the seed must belong to this split of `SPLITS`.
+
+    Returns
+    -------
+    SimulatedPair
+
+    Raises
+    ------
+    SplitError
+        If ``split`` is given and the seed is not in it.
+    SurveyError
+        If a band is unknown.
+
+    Examples
+    --------
+    >>> pair = simulate_pair(3, bands="r", stamp_arcsec=20)
+    >>> pair.sdss["r"].shape, pair.truth["r"].shape
+    ((51, 51), (77, 77))
+    """
+    import galsim  # noqa: F401 - fail early with a clear ImportError
+    from astropy.table import Table
+
+    seed = int(seed)
+    if seed < 0:
+        raise SplitError(f"seed must be non-negative, got {seed}")
+    if split is not None:
+        check_seeds(split, start=seed, n=1)
+    bands = _check_bands(bands)
+    stamp_arcsec = float(stamp_arcsec)
+    if not 5.0 <= stamp_arcsec <= 1000.0:
+        raise InputError(f"stamp_arcsec={stamp_arcsec} is out of range; use 5 to 1000 arcsec")
+    sc = _make_scene(seed, stamp_arcsec, n_stars)
+    ns = int(round(stamp_arcsec / SDSS_PIXEL_SCALE))
+    sdss_shape = (ns, ns)
+    sdss_wcs = _tan_wcs(sc["ra"], sc["dec"], SDSS_PIXEL_SCALE, sdss_shape, sc["rot_deg"])
+    dec_wcs, dec_shape = _decals_grid(sdss_wcs, sdss_shape)
+
+    gal = sc["galaxy"]
+    ds = 0.2
+    struct = None
+    need_struct = gal["arm_frac"] + gal["knot_frac"] + gal["bar_frac"] + gal["ring_frac"] > 0
+    if need_struct:
+        struct = _structure_image(gal, {b: _band_component_fluxes(gal, b) for b in bands}, ds)
+
+    pair = SimulatedPair(seed=seed, bands=bands, sdss_wcs=sdss_wcs, decals_wcs=dec_wcs)
+    sat_flags = np.zeros(len(sc["stars"]), bool)
+    for k, b in enumerate(bands):
+        p = sc["psf"][b]
+        bi = BANDS.index(b)
+        sig_s = p["sdss_sigma"]
+        sig_d = decals_sigma(sig_s, sdss_fwhm=p["sdss_fwhm"], decals_fwhm=p["decals_fwhm"],
+                             sdss_beta=p["sdss_beta"], decals_beta=p["decals_beta"])
+        # source Poisson variance per nanomaggy: SDSS from nmgy/count and gain; the
+        # DECaLS-like one scaled like the sky variance per unit area (same sky brightness).
+        k_s = _SDSS[b]["nmgy"] / _SDSS[b]["gain"]
+        k_d = k_s * (sig_d ** 2 / sig_s ** 2) * (SDSS_PIXEL_SCALE / DECALS_PIXEL_SCALE) ** 2
+        model_s = _render(sc, b, sdss_wcs, sdss_shape, "sdss", struct, ds, sig_s)
+        model_d = _render(sc, b, dec_wcs, dec_shape, "decals", struct, ds, sig_d)
+        nrng = np.random.default_rng([seed, 0xB00 + bi])
+        var_s = sig_s ** 2 + k_s * np.clip(model_s, 0, None)
+        sdss = model_s + nrng.standard_normal(sdss_shape) * np.sqrt(var_s)
+        sdss, satmask = _bleed(sdss, _SDSS[b]["sat"])
+        var_d = sig_d ** 2 + k_d * np.clip(model_d, 0, None)
+        decals = model_d + nrng.standard_normal(dec_shape) * np.sqrt(var_d)
+        common = dict(AE_SEED=seed, PSFFWHM=p["sdss_fwhm"])
+        sh = _header(sdss_wcs, band=b, survey="SDSS", NMGY=_SDSS[b]["nmgy"],
+                     SKYSIG=sig_s, SATURATE=_SDSS[b]["sat"], **common)
+        sh["ORIGIN"] = "SDSS"
+        sh["TELESCOP"] = "2.5m"
+        dh = _header(dec_wcs, band=b, survey="DECaLS", SKYSIG=sig_d, AE_SEED=seed,
+                     PSFFWHM=p["decals_fwhm"])
+        sdss_img = Image(data=sdss.astype(np.float32), wcs=sdss_wcs, unit=_nmgy_unit(),
+                         mask=None, header=sh)
+        pair.sdss[b] = sdss_img
+        pair.input[b] = Image(data=_to_decals_grid(sdss_img, dec_wcs, dec_shape),
+                              wcs=dec_wcs, unit=_nmgy_unit(), header=dh.copy())
+        pair.decals[b] = Image(data=decals.astype(np.float32), wcs=dec_wcs, unit=_nmgy_unit(),
+                               header=dh)
+        th = dh.copy()
+        th["SKYSIG"] = 0.0
+        pair.truth[b] = Image(data=model_d.astype(np.float32), wcs=dec_wcs,
+                              unit=_nmgy_unit(), header=th)
+        pair.sigma_sdss[b] = float(sig_s)
+        pair.sigma_decals[b] = float(sig_d)
+        pair.psf_fwhm_sdss[b] = p["sdss_fwhm"]
+        pair.psf_fwhm_decals[b] = p["decals_fwhm"]
+        pair.saturated[b] = satmask
+        pair.variance_sdss[b] = var_s.astype(np.float32)
+        if sc["stars"]:
+            sx = np.array([s["x"] for s in sc["stars"]])
+            sy = np.array([s["y"] for s in sc["stars"]])
+            px, py = _sky_to_pix(sdss_wcs, _ref_wcs(sc), sx, sy)
+            ix = np.clip(np.round(px).astype(int), 0, ns - 1)
+            iy = np.clip(np.round(py).astype(int), 0, ns - 1)
+            inside = (px > -0.5) & (px < ns - 0.5) & (py > -0.5) & (py < ns - 0.5)
+            sat_flags |= inside & satmask[iy, ix]
+
+    # catalogues
+    ref = _ref_wcs(sc)
+    rows = []
+    for s, flag in zip(sc["stars"], sat_flags):
+        ra, dec = ref.wcs_pix2world([[s["x"], s["y"]]], 0)[0]
+        xs, ys = _sky_to_pix(sdss_wcs, ref, s["x"], s["y"])
+        xd, yd = _sky_to_pix(dec_wcs, ref, s["x"], s["y"])
+        fl = _colour_fluxes(s["mag_r"], s["colour"])
+        rows.append((ra, dec, xs[0], ys[0], xd[0], yd[0], s["mag_r"], fl["g"], fl["r"],
+                     fl["i"], fl["z"], s["kind"], bool(flag)))
+    names = ("ra", "dec", "x_sdss", "y_sdss", "x_decals", "y_decals", "mag_r", "flux_g",
+             "flux_r", "flux_i", "flux_z", "kind", "saturated")
+    if rows:
+        pair.stars = Table(rows=rows, names=names)
+    else:
+        pair.stars = Table(names=names, dtype=[float] * 11 + [str, bool])
+    g = dict(gal)
+    ra, dec = ref.wcs_pix2world([[gal["x"], gal["y"]]], 0)[0]
+    g["ra"], g["dec"] = float(ra), float(dec)
+    xs, ys = _sky_to_pix(sdss_wcs, ref, gal["x"], gal["y"])
+    xd, yd = _sky_to_pix(dec_wcs, ref, gal["x"], gal["y"])
+    g["x_sdss"], g["y_sdss"] = float(xs[0]), float(ys[0])
+    g["x_decals"], g["y_decals"] = float(xd[0]), float(yd[0])
+    g["n_background"] = len(sc["background"])
+    pair.galaxy = g
+    return pair
+
+
+def _nmgy_unit():
+    import astropy.units as u
+    return u.nanomaggy
+
+
+# ----------------------------------------------------------------------------- shards
+
+_MANIFEST_GAL_KEYS = ("type", "mag_r", "r50", "bulge_frac", "bulge_n", "disk_q", "pa_deg",
+                      "spiral", "bar", "ring", "n_knots", "n_background")
+
+
+def _atomic_savez(path, arrays):
+    path = Path(path)
+    fd, tmp = tempfile.mkstemp(prefix=path.name + ".", suffix=".tmp.npz", dir=path.parent)
+    os.close(fd)
+    try:
+        np.savez(tmp, **arrays)
+        os.replace(tmp, path)
+    except BaseException:
+        if os.path.exists(tmp):
+            os.unlink(tmp)
+        raise
+
+
+def _simulate_shard(task):
+    """Worker: simulate one shard and write it. Returns manifest rows."""
+    out_dir, split, seeds, bands, stamp_arcsec = task
+    keys = ("input", "decals", "truth", "sdss")
+    arrays = {k: [] for k in keys}
+    meta = {k: [] for k in ("band", "seed", "sigma_sdss", "sigma_decals", "sdss_header",
+                            "decals_header", "psf_fwhm_sdss", "psf_fwhm_decals")}
+    rows = []
+    fname = f"{split}-{seeds[0]:08d}.npz"
+    for seed in seeds:
+        pair = simulate_pair(seed, bands=bands, stamp_arcsec=stamp_arcsec)
+        for b in bands:
+            for k in keys:
+                arrays[k].append(getattr(pair, k)[b].data)
+            meta["band"].append(b)
+            meta["seed"].append(seed)
+            meta["sigma_sdss"].append(pair.sigma_sdss[b])
+            meta["sigma_decals"].append(pair.sigma_decals[b])
+            meta["psf_fwhm_sdss"].append(pair.psf_fwhm_sdss[b])
+            meta["psf_fwhm_decals"].append(pair.psf_fwhm_decals[b])
+            meta["sdss_header"].append(pair.sdss[b].header.tostring())
+            meta["decals_header"].append(pair.decals[b].header.tostring())
+            row = dict(seed=seed, split=split, band=b, file=fname,
+                       index=len(meta["seed"]) - 1,
+                       sigma_sdss=pair.sigma_sdss[b], sigma_decals=pair.sigma_decals[b],
+                       psf_fwhm_sdss=pair.psf_fwhm_sdss[b],
+                       psf_fwhm_decals=pair.psf_fwhm_decals[b],
+                       n_stars=len(pair.stars),
+                       n_saturated=int(np.sum(pair.stars["saturated"])) if len(pair.stars)
+                       else 0)
+            for gk in _MANIFEST_GAL_KEYS:
+                row["gal_" + gk] = pair.galaxy[gk]
+            rows.append(row)
+    out = {k: np.stack(v).astype(np.float32) for k, v in arrays.items()}
+    out["band"] = np.array(meta["band"], dtype="U1")
+    out["seed"] = np.array(meta["seed"], dtype=np.int64)
+    for k in ("sigma_sdss", "sigma_decals", "psf_fwhm_sdss", "psf_fwhm_decals"):
+        out[k] = np.array(meta[k], dtype=np.float64)
+    out["sdss_header"] = np.array(meta["sdss_header"])
+    out["decals_header"] = np.array(meta["decals_header"])
+    _atomic_savez(Path(out_dir) / fname, out)
+    return rows
+
+
+def _write_manifest(out_dir, rows):
+    from astropy.table import Table, vstack
+    path = Path(out_dir) / "manifest.ecsv"
+    new = Table(rows=rows)
+    if path.exists():
+        old = Table.read(path, format="ascii.ecsv")
+        files = set(new["file"])
+        keep = [f not in files for f in old["file"]]
+        old = old[np.array(keep, dtype=bool)]
+        if len(old):
+            new = vstack([old, new], metadata_conflicts="silent")
+    new.sort(["seed", "band"])
+    new.meta["description"] = ("astro_enhance.simulate shards: one row per (seed, band); "
+                               "file/index locate the row in its npz shard")
+    new.meta["splits"] = {k: [v.start, v.stop] for k, v in SPLITS.items()}
+    fd, tmp = tempfile.mkstemp(prefix="manifest.", suffix=".ecsv", dir=out_dir)
+    os.close(fd)
+    try:
+        new.write(tmp, format="ascii.ecsv", overwrite=True)
+        os.replace(tmp, path)
+    except BaseException:
+        if os.path.exists(tmp):
+            os.unlink(tmp)
+        raise
+    return path
+
+
+def write_shards(out_dir, *, n, split, bands=("g", "r", "i"), workers=1, shard_size=64,
+                 start=None, stamp_arcsec=64.0, progress=False):
+    """Simulate ``n`` scenes of a split and write them as npz shards plus a manifest.
+
+    Shards are ``out_dir/<split>-<first_seed:08d>.npz`` with, per row (one row per scene
+    and band): ``input``, ``decals``, ``truth`` (DECaLS grid), ``sdss`` (native grid), ``band``,
+    ``seed``, ``sigma_sdss``, ``sigma_decals``, ``psf_fwhm_sdss``, ``psf_fwhm_decals``,
+    ``sdss_header``, ``decals_header``. ``out_dir/manifest.ecsv`` gets one row per (seed, band)
+    with the shard file, the row index and the galaxy parameters; rows of shards written
+    earlier to the same directory are kept. Each file is written atomically.
+
+    The content depends only on the seeds, never on ``workers``: shard boundaries are
+    ``start + k * shard_size``.
+
+    Parameters
+    ----------
+    out_dir : str or path-like
+        Output directory (created if missing).
+    n : int
+        Number of scenes (seeds).
+    split : {"train", "val", "bench"}
+        Data split; seeds are ``start .. start + n - 1``, all inside ``SPLITS[split]``.
+    bands : sequence of str or str, optional
+        Bands rendered for every scene.
+    workers : int, optional
+        Worker processes (multiprocessing, spawn context).
+    shard_size : int, optional
+        Scenes per shard.
+    start : int, optional
+        First seed (default: the first seed of the split).
+    stamp_arcsec : float, optional
+        Scene size, arcsec.
+    progress : bool, optional
+        Show a tqdm progress bar.
+
+    Returns
+    -------
+    `~astropy.table.Table`
+        The manifest rows written by this call.
+
+    Raises
+    ------
+    SplitError
+        If the seeds leave the split.
+    OutputError
+        If ``out_dir`` cannot be created or written.
+
+    Examples
+    --------
+    >>> import tempfile
+    >>> d = tempfile.mkdtemp()
+    >>> t = write_shards(d, n=2, split="val", bands="r", stamp_arcsec=16, shard_size=1)
+    >>> sorted(set(t["file"]))
+    ['val-10000000.npz', 'val-10000001.npz']
+    """
+    from astropy.table import Table
+    from .exceptions import OutputError
+
+    seeds = check_seeds(split, start=start, n=n)
+    bands = _check_bands(bands)
+    shard_size = int(shard_size)
+    if shard_size < 1:
+        raise InputError(f"shard_size must be at least 1, got {shard_size}")
+    workers = max(1, int(workers))
+    out_dir = Path(out_dir)
+    try:
+        out_dir.mkdir(parents=True, exist_ok=True)
+    except OSError as exc:
+        raise OutputError(f"cannot create output directory {out_dir}: {exc}; "
+                          "choose a writable path") from exc
+    if not os.access(out_dir, os.W_OK):
+        raise OutputError(f"output directory {out_dir} is not writable; choose another")
+    tasks = [(str(out_dir), split, list(seeds[i:i + shard_size]), bands, float(stamp_arcsec))
+             for i in range(0, len(seeds), shard_size)]
+    bar = None
+    if progress:
+        from tqdm import tqdm
+        bar = tqdm(total=len(tasks), unit="shard")
+    rows = []
+    if workers == 1 or len(tasks) == 1:
+        for t in tasks:
+            rows.extend(_simulate_shard(t))
+            if bar is not None:
+                bar.update(1)
+    else:
+        import multiprocessing as mp
+        ctx = mp.get_context("spawn")
+        with ctx.Pool(min(workers, len(tasks))) as pool:
+            for r in pool.imap(_simulate_shard, tasks):
+                rows.extend(r)
+                if bar is not None:
+                    bar.update(1)
+    if bar is not None:
+        bar.close()
+    _write_manifest(out_dir, rows)
+    return Table(rows=rows)
+
+
+def read_shard(path):
+    """Read a shard written by `write_shards` (no pickle involved).
+
+    Parameters
+    ----------
+    path : str or path-like
+        ``.npz`` shard.
+
+    Returns
+    -------
+    dict of str -> ndarray
+        The shard's arrays.
+
+    Examples
+    --------
+    >>> import tempfile, pathlib
+    >>> d = tempfile.mkdtemp()
+    >>> _ = write_shards(d, n=1, split="val", bands="r", stamp_arcsec=16)
+    >>> read_shard(pathlib.Path(d) / "val-10000000.npz")["input"].shape
+    (1, 61, 61)
+    """
+    with np.load(path, allow_pickle=False) as z:
+        return {k: z[k] for k in z.files}
+
+
+# ----------------------------------------------------------------------------- degrade
+
+def degrade(image, *args, **kwargs):  # placeholder replaced below
+    raise NotImplementedError
+
+
+def decam_to_nanomaggies(image, *args, **kwargs):  # placeholder replaced below
+    raise NotImplementedError
