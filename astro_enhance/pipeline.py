@@ -183,14 +183,14 @@ def enhance_fits(data, method=None, *, target="decals", device="auto", remove_st
     info = enhancer.info
     history = [
         f"astro_enhance {__version__}: enhanced with method '{method}' ({info.kind}).",
-        f"Input resampled to the {target_survey.name} grid "
-        f"({target_survey.pixel_scale}\"/px) with reproject before enhancement.",
         f"Total flux ratio output/input = {flux_ratio:.5f}; consistency chi2 = "
         f"{chi2:.3f}." if np.isfinite(chi2) else
         f"Total flux ratio output/input = {flux_ratio:.5f}.",
-        "This image was processed by a model: structure below the input's resolution and "
-        "noise may be invented. Do not use it for photometry without checking AE_CHI2.",
     ]
+    if info.kind != "classical":
+        history.append("This image was processed by a trained model: structure below the "
+                       "input's resolution and noise may be invented. Check AE_CHI2 and "
+                       "AE_FLUXR before using it for measurements.")
     if remove_stars:
         n = len(star_result.catalog)
         history.append(f"{n} star(s) removed before enhancement (MASK extension).")
@@ -202,7 +202,7 @@ def enhance_fits(data, method=None, *, target="decals", device="auto", remove_st
                    chi2=chi2 if np.isfinite(chi2) else None,
                    input_name=image.filename, history=history)
     h["AE_FLUXR"] = (round(flux_ratio, 6) if np.isfinite(flux_ratio) else "nan",
-                     "total flux ratio output/input on the target grid")
+                     "total flux ratio output/input")
     h["AE_NSAMP"] = (samples, "number of samples averaged")
     if in_survey is not None:
         h["AE_SRC"] = (in_survey.name, f"input survey (guess, confidence {confidence:.2f})")
