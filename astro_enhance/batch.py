@@ -16,7 +16,7 @@ Files written to the output directory:
     run, then one ``"event": "file"`` line per input per run with ``input``, ``status``
     (``ok``, ``skipped`` or ``failed``), ``output``, ``sha256`` (of the output file),
     ``data_sha256`` (of the primary data, big-endian float32), ``seconds``, ``error``,
-    ``error_type`` and the processing ``config``. Read it with `read_manifest`.
+    ``error_type``, ``warnings`` and the processing ``config``. Read it with `read_manifest`.
 ``.<stem>_enhanced.fits.<hex>.part``
     Temporary files that exist only while an output is being written. A batch killed at
     that moment leaves one behind; the next run in the same directory deletes it. The name
@@ -237,8 +237,9 @@ def read_manifest(path, *, latest=False):
     -------
     table : `~astropy.table.Table`
         One row per file record: ``input``, ``status``, ``output``, ``sha256``,
-        ``data_sha256``, ``seconds``, ``error``, ``error_type``, ``run_id``, ``finished``,
-        ``pid``, ``model_loads``. Missing values are empty strings / NaN / -1.
+        ``data_sha256``, ``seconds``, ``error``, ``error_type``, ``warnings`` (joined with
+        ``"; "``), ``run_id``, ``finished``, ``worker``, ``pid``, ``model_loads`` (enhancers
+        built so far by that worker process). Missing values are empty strings / NaN / -1.
 
     Examples
     --------
@@ -266,11 +267,12 @@ def _records_table(recs):
     cols = {c: [str(r.get(c) or "") for r in recs] for c in str_cols}
     cols["seconds"] = [float(r["seconds"]) if r.get("seconds") is not None else np.nan
                        for r in recs]
+    cols["warnings"] = ["; ".join(r.get("warnings") or ()) for r in recs]
     cols["pid"] = [int(r.get("pid", -1) or -1) for r in recs]
     cols["model_loads"] = [int(r.get("model_loads", -1) or 0) for r in recs]
     order = ["input", "status", "output", "sha256", "data_sha256", "seconds", "error",
-             "error_type", "run_id", "finished", "worker", "pid", "model_loads"]
-    t = Table({k: cols[k] for k in order}, dtype=[str] * 5 + [float] + [str] * 5 + [int] * 2)
+             "error_type", "warnings", "run_id", "finished", "worker", "pid", "model_loads"]
+    t = Table({k: cols[k] for k in order}, dtype=[str] * 5 + [float] + [str] * 6 + [int] * 2)
     return t
 
 
@@ -414,6 +416,15 @@ def _one_line(exc):
     return " ".join(str(exc).split()) or exc.__class__.__name__
 
 
+def _single_threaded():
+    try:
+        from distributed import get_worker
+
+        return get_worker().state.nthreads == 1
+    except (ImportError, ValueError, AttributeError):
+        return threading.active_count() == 1
+
+
 def _process_file(input_path, output_path, method, options, torch_threads, run_id, config):
     """Enhance one file and write its output; runs on a dask worker. Never raises."""
     t0 = time.perf_counter()
@@ -426,13 +437,30 @@ def _process_file(input_path, output_path, method, options, torch_threads, run_i
         _limit_torch_threads()
         from .pipeline import enhance_fits
 
-        _LOCAL.active = True
-        try:
-            hdul = enhance_fits(input_path, method, progress=False, **options)
-        finally:
-            _LOCAL.active = False
-        rec["data_sha256"] = _data_sha256(hdul[0].data)
-        rec["sha256"] = _write_atomic(hdul, output_path)
+        def work():
+            _LOCAL.active = True
+            try:
+                hdul = enhance_fits(input_path, method, progress=False, **options)
+            finally:
+                _LOCAL.active = False
+            rec["data_sha256"] = _data_sha256(hdul[0].data)
+            rec["sha256"] = _write_atomic(hdul, output_path)
+
+        if _single_threaded():
+            # Keep warnings with their file (in the manifest) instead of letting every worker
+            # print them through the progress bar. catch_warnings is process-global, so only
+            # on workers that run one task at a time.
+            with warnings.catch_warnings(record=True) as caught:
+                warnings.simplefilter("always")
+                try:
+                    work()
+                finally:
+                    msgs = list(dict.fromkeys(
+                        f"{w.category.__name__}: {_one_line(w.message)}" for w in caught))
+                    if msgs:
+                        rec["warnings"] = msgs[:10]
+        else:
+            work()
         rec["status"] = "ok"
     except Exception as exc:  # noqa: BLE001 - one bad file must not stop the batch
         rec["error"] = _one_line(exc)
@@ -557,6 +585,9 @@ class BatchResult:
                              f"{r.get('error_type') or ''}: {r.get('error') or ''}")
             if len(fails) > max_failures:
                 lines.append(f"  ... and {len(fails) - max_failures} more")
+        n_warn = sum(bool(r.get("warnings")) for r in self.records)
+        if n_warn:
+            lines.append(f"{n_warn} file(s) gave warnings (see 'warnings' in the manifest).")
         lines.append(f"Outputs in {self.output_dir}; manifest {self.manifest}.")
         return "\n".join(lines)
 
@@ -780,11 +811,13 @@ def run_batch(inputs, output_dir, *, method=None, client=None, n_workers=None, r
             todo.append(p)
         if conflicts and not overwrite:
             p, prev = conflicts[0]
-            was = {k: v for k, v in (prev.get("config") or {}).items() if config.get(k) != v}
-            now = {k: config.get(k) for k in was}
+            old = prev.get("config") or {}
+            diff = ", ".join(f"{k}={old.get(k)!r} (now {config.get(k)!r})"
+                             for k in sorted(set(old) | set(config))
+                             if old.get(k) != config.get(k))
             raise InputError(f"{len(conflicts)} output(s) in {out_dir} were made with other "
-                             f"settings ({was} instead of {now}); use another output "
-                             "directory or pass overwrite=True (--overwrite) to replace them")
+                             f"settings: {diff}; use another output directory or pass "
+                             "overwrite=True (--overwrite) to replace them")
 
         if n_workers is None:
             n_workers = max(1, min(_usable_cpus(), len(todo)))
