@@ -274,7 +274,7 @@ def _make_scene(seed, stamp_arcsec, n_stars):
     psf = {}
     for k, b in enumerate(BANDS):
         f = _SDSS[b]["fwhm_factor"]
-        fs = float(np.clip(see_sdss * f * (1 + jit[k, 0]), 0.95, 1.75))
+        fs = float(np.clip(see_sdss * f * (1 + jit[k, 0]), 1.0 * f, 1.6 * f))
         fd = float(np.clip(see_dec * f * (1 + jit[k, 1]), 0.95, 1.45))
         fd = min(fd, fs)  # the DECaLS-like image is never blurrier than the SDSS one
         psf[b] = dict(sdss_fwhm=fs, sdss_beta=beta_s, sdss_g=(float(g_s[0]), float(g_s[1])),
@@ -1339,7 +1339,16 @@ def decam_to_nanomaggies(image, *, zeropoint=None, exptime=None, sky="median", b
     from .io import read_image
 
     img = read_image(image)
-    h = img.header
+    h = img.header.copy()
+    if isinstance(image, (str, os.PathLike)):
+        # DECam CP files keep EXPTIME, FILTER and zero points in the primary header
+        try:
+            primary = fits.getheader(image, 0)
+        except OSError:
+            primary = fits.Header()
+        for k in ("EXPTIME", "FILTER", "MAGZERO", "MAGZPT", "CCDZPT"):
+            if k not in h and k in primary:
+                h[k] = primary[k]
     band = band or _band_from_header(h, default="r")
     if zeropoint is None:
         for k in ("MAGZERO", "MAGZPT", "CCDZPT"):
