@@ -240,11 +240,14 @@ tuple or `Image`
     meta_unit = None
     if isinstance(data, (str, os.PathLike)):
         filename = str(data)
-        with _open_fits(filename) as hdul:
-            hdu_obj, index = _select_hdu(hdul, hdu, filename)
-            array = _load_data(hdu_obj, index, filename)
-            header = hdu_obj.header.copy()
-            wcs_full = wcs if wcs is not None else _wcs_from_header(header, hdul)
+        with warnings.catch_warnings():
+            # Truncation is reported as an error when the data are read.
+            warnings.filterwarnings("ignore", message="File may have been truncated")
+            with _open_fits(filename) as hdul:
+                hdu_obj, index = _select_hdu(hdul, hdu, filename)
+                array = _load_data(hdu_obj, index, filename)
+                header = hdu_obj.header.copy()
+                wcs_full = wcs if wcs is not None else _wcs_from_header(header, hdul)
     elif isinstance(data, fits.HDUList):
         filename = data.filename() if hasattr(data, "filename") else None
         hdu_obj, index = _select_hdu(data, hdu, filename)

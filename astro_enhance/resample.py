@@ -425,7 +425,8 @@ def resample(image, target="decals", *, method="interp", order="bicubic", conser
 
     Parameters
     ----------
-    image : path, HDU, `~astropy.io.fits.HDUList`, NDData, ``(array, WCS)`` or `~astro_enhance.Image`
+    image : path, HDU, `~astropy.io.fits.HDUList`, NDData, ``(array, WCS)`` or \
+`~astro_enhance.Image`
         The input, anything `~astro_enhance.read_image` accepts.
     target : str or `~astro_enhance.Survey`, optional
         Target survey (``"decals"``, ``"sdss"``, ``"des"``, ``"hsc"``, ``"ps1"``).

@@ -119,7 +119,8 @@ def make_sdss_sample(*, shape=(256, 256), seed=0, band="r"):
     galaxies = [
         dict(mag=16.8 + 0.8 * rng.random(), r_eff=(4.0 + 3.0 * rng.random()) * size / 256.0 + 3,
              n=1.0, q=0.35 + 0.3 * rng.random(), pa=math.pi * rng.random(),
-             x=nx / 2 + 0.1 * nx * (rng.random() - 0.5), y=ny / 2 + 0.1 * ny * (rng.random() - 0.5)),
+             x=nx / 2 + 0.1 * nx * (rng.random() - 0.5),
+             y=ny / 2 + 0.1 * ny * (rng.random() - 0.5)),
         dict(mag=18.2 + 0.8 * rng.random(), r_eff=2.0 + 1.5 * rng.random(), n=4.0,
              q=0.6 + 0.3 * rng.random(), pa=math.pi * rng.random(),
              x=nx * (0.2 + 0.6 * rng.random()), y=ny * (0.2 + 0.6 * rng.random())),

@@ -249,8 +249,8 @@ def get_survey(name):
 _KEYWORD_RULES = [
     ("sdss", ("TELESCOP", "ORIGIN", "INSTRUME", "SURVEY", "OBSERVAT"), ("SDSS", "SLOAN")),
     ("hsc", ("TELESCOP", "INSTRUME", "ORIGIN", "SURVEY"), ("HYPER SUPRIME", "HSC", "SUBARU")),
-    ("ps1", ("TELESCOP", "INSTRUME", "ORIGIN", "SURVEY"), ("PS1", "PAN-STARRS", "PANSTARRS",
-                                                             "GPC1")),
+    ("ps1", ("TELESCOP", "INSTRUME", "ORIGIN", "SURVEY"),
+     ("PS1", "PAN-STARRS", "PANSTARRS", "GPC1")),
     ("des", ("SURVEY", "ORIGIN", "PROJECT", "OBSERVAT"), ("DES",)),
     ("decals", ("SURVEY", "ORIGIN", "PROJECT"), ("DECALS", "LEGACY", "LEGACYSURVEY")),
     ("decals", ("TELESCOP", "INSTRUME"), ("DECAM", "BLANCO", "CTIO 4")),
