@@ -103,7 +103,8 @@ class StretchedPairs:
         """tuple of str: available target keys."""
         return tuple(self.y)
 
-    def sample(self, batch_size, patch, rng, *, targets=None, augment_data=True):
+    def sample(self, batch_size, patch, rng, *, targets=None, augment_data=True,
+               center_frac=0.0):
         """Draw a batch of random patches.
 
         Parameters
@@ -119,6 +120,9 @@ class StretchedPairs:
             Target keys to return (default all).
         augment_data : bool, optional
             Apply random flips / rotations.
+        center_frac : float, optional
+            Fraction of patches cut near the image centre (within a third of a patch),
+            where simulated scenes put their galaxy; the rest are uniform.
 
         Returns
         -------
@@ -132,8 +136,13 @@ class StretchedPairs:
         out = {"input": [], "valid": [], **{k: [] for k in keys}}
         for i in idx:
             ny, nx = self.x[i].shape
-            y0 = int(rng.integers(ny - p + 1))
-            x0 = int(rng.integers(nx - p + 1))
+            if center_frac and rng.random() < center_frac:
+                j = p // 3
+                y0 = int(np.clip((ny - p) // 2 + rng.integers(-j, j + 1), 0, ny - p))
+                x0 = int(np.clip((nx - p) // 2 + rng.integers(-j, j + 1), 0, nx - p))
+            else:
+                y0 = int(rng.integers(ny - p + 1))
+                x0 = int(rng.integers(nx - p + 1))
             sl = (slice(y0, y0 + p), slice(x0, x0 + p))
             arrs = [self.x[i][sl], self.valid[i][sl]] + [self.y[k][i][sl] for k in keys]
             if augment_data:

@@ -535,7 +535,7 @@ def _train(data, out, *, kind, recipe, minutes, resume, val, threads, progress,
             for g in opt.param_groups:
                 g["lr"] = _lr_at(step, recipe, float(recipe["lr"]))
             b = ds.sample(int(recipe["batch_size"]), int(recipe["patch"]), rng,
-                          targets=targets)
+                          targets=targets, center_frac=float(recipe.get("center_frac", 0.0)))
             x = _to_t(b["input"])
             t = _to_t(b[target])
             tf = _to_t(b[flux_target])
@@ -569,7 +569,14 @@ def _train(data, out, *, kind, recipe, minutes, resume, val, threads, progress,
                         switcher.update(lc.item())
                 else:
                     pred = model(x)
-                    lp = pixel_loss(pred, t, kind=pl_kind)
+                    cp = int(recipe.get("content_pool", 1))
+                    if cp > 1:
+                        # content on a low-passed image: structure must match, the pixel
+                        # scale texture is left to the adversarial term
+                        lp = pixel_loss(torch.nn.functional.avg_pool2d(pred, cp),
+                                        torch.nn.functional.avg_pool2d(t, cp), kind=pl_kind)
+                    else:
+                        lp = pixel_loss(pred, t, kind=pl_kind)
                     lf = flux_loss(pred, tf, pool=fpool) if fw else torch.zeros(())
                     df = critic(x, pred)
                     la = adversarial_loss(df, real=True, kind=recipe.get("adv_loss", "bce"))
