@@ -363,7 +363,7 @@ def _run_once(arr, fn, plan, batch_size, progress):
         if bar is not None:
             bar.close()
     # Normalise in row blocks: no full-size float64 temporary.
-    step = max(1, 4_000_000 // max(nx, 1))
+    step = max(1, 262_144 // max(nx, 1))
     inv_x = (1.0 / plan.norm_x)
     for r0 in range(0, ny, step):
         r1 = min(ny, r0 + step)

@@ -30,6 +30,14 @@ from .base import Enhancer, EnhancerInfo
 __all__ = ["TorchEnhancer"]
 
 
+def _inplace_rows(plane, func, sigma, softening, block_pixels=262_144):
+    """plane[...] = func(plane, sigma, softening=...) block by block (bounded temporaries)."""
+    rows_per_block = max(1, block_pixels // max(1, plane.shape[1]))
+    for r0 in range(0, plane.shape[0], rows_per_block):
+        sl = plane[r0:r0 + rows_per_block]
+        sl[...] = func(sl, sigma, softening=softening)
+
+
 class TorchEnhancer(Enhancer):
     """A torch network that restores an image on its own grid.
 
@@ -130,25 +138,63 @@ class TorchEnhancer(Enhancer):
                 y = self._forward(x, rng=rng)
             return y.float().cpu().numpy()
 
+    def enhance(self, data, *, noise=None, rng=None):
+        """Enhance an image on its own pixel grid (see `Enhancer.enhance`).
+
+        Unlike the generic implementation, no full-size copy of the input is made: each tile
+        is filled (non-finite -> 0) and stretched on its own, so memory is the output, a
+        boolean mask and one batch of tiles.
+
+        Parameters
+        ----------
+        data : array-like, shape (ny, nx) or (C_in, ny, nx)
+            Image in physical units on the target grid. Not modified.
+        noise : float or sequence of float, optional
+            Noise sigma per band; estimated when None.
+        rng : `numpy.random.Generator` or int, optional
+            Passed to ``_forward`` (used by stochastic subclasses).
+
+        Returns
+        -------
+        ndarray, float32
+            ``(ny, nx)`` for single-band output, else ``(C_out, ny, nx)``.
+
+        Raises
+        ------
+        InputError
+            If the shape, number of bands or values are unusable.
+        """
+        arr, squeeze = self._check_input(data)
+        bad = self._bad_pixels(arr)
+        noise = self._noise(arr, bad, noise)
+        out = self._run(arr, noise, rng)
+        return self._finish(out, bad, squeeze)
+
     def _enhance(self, filled, *, mask, noise, rng):
+        return self._run(filled, noise, rng)
+
+    def _run(self, arr, noise, rng):
+        """Tile, fill + stretch each tile, run the model, blend, unstretch in place."""
         from ..tiling import run_tiled
 
-        nchan = filled.shape[0]
-        y = np.empty_like(filled)
-        for c in range(nchan):
-            y[c] = asinh_stretch(filled[c], noise[c], softening=self.softening)
-        out = run_tiled(y, lambda b: self._predict(b, rng), tile_size=self.tile_size,
-                        overlap=self.overlap, size_multiple=self.info.size_multiple,
-                        batch_size=self.batch_size, progress=self.progress)
-        del y
+        nchan = arr.shape[0]
+        sig = [float(s) for s in noise]
+        k = self.softening
+
+        def fn(batch):
+            batch = np.where(np.isfinite(batch), batch, np.float32(0.0))
+            for c in range(nchan):
+                batch[:, c] = asinh_stretch(batch[:, c], sig[c], softening=k)
+            return self._predict(batch, rng)
+
+        out = run_tiled(arr, fn, tile_size=self.tile_size, overlap=self.overlap,
+                        size_multiple=self.info.size_multiple, batch_size=self.batch_size,
+                        progress=self.progress)
         if out.ndim == 2:
             out = out[None]
-        if out.shape[0] == nchan:
-            sig_out = list(noise)
-        else:
-            sig_out = [float(np.median(noise))] * out.shape[0]
+        sig_out = sig if out.shape[0] == nchan else [float(np.median(sig))] * out.shape[0]
         for c in range(out.shape[0]):
-            out[c] = asinh_unstretch(out[c], sig_out[c], softening=self.softening)
+            _inplace_rows(out[c], asinh_unstretch, sig_out[c], k)
         return out
 
     # ---------------------------------------------------------------------------------------
