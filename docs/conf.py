@@ -43,3 +43,29 @@ sphinx_gallery_conf = {
     "abort_on_example_error": True,
     "within_subsection_order": "FileNameSortKey",
 }
+
+
+# -- Command-line help, generated at build time so the page is always true --------------------
+def _write_cli_help():
+    import argparse
+    import io
+    from contextlib import redirect_stdout
+
+    from astro_enhance.cli import build_parser
+
+    parser = build_parser()
+    out = io.StringIO()
+    with redirect_stdout(out):
+        parser.print_help()
+    subs = [a for a in parser._actions if isinstance(a, argparse._SubParsersAction)]
+    for action in subs:
+        for name, sub in action.choices.items():
+            out.write(f"\n\n$ astro-enhance {name} --help\n")
+            with redirect_stdout(out):
+                sub.print_help()
+    os.makedirs("_generated", exist_ok=True)
+    with open(os.path.join("_generated", "cli_help.txt"), "w") as fh:
+        fh.write("$ astro-enhance --help\n" + out.getvalue())
+
+
+_write_cli_help()
