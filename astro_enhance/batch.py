@@ -26,6 +26,7 @@ Exit codes (`BatchResult.exit_code`, ``astro-enhance batch``): 0 every input suc
 already done), 1 some failed (partial success), 2 none succeeded or the call itself was wrong.
 """
 
+import contextlib
 import functools
 import glob
 import hashlib
@@ -237,7 +238,8 @@ def read_manifest(path, *, latest=False):
     -------
     table : `~astropy.table.Table`
         One row per file record: ``input``, ``status``, ``output``, ``sha256``,
-        ``data_sha256``, ``seconds``, ``error``, ``error_type``, ``warnings`` (joined with
+        ``data_sha256``, ``seconds`` (wall), ``cpu_seconds`` (CPU time of the worker
+        process), ``error``, ``error_type``, ``warnings`` (joined with
         ``"; "``), ``run_id``, ``finished``, ``worker``, ``pid``, ``model_loads`` (enhancers
         built so far by that worker process). Missing values are empty strings / NaN / -1.
 
@@ -265,14 +267,16 @@ def _records_table(recs):
     str_cols = ("input", "status", "output", "sha256", "data_sha256", "error",
                 "error_type", "run_id", "finished", "worker")
     cols = {c: [str(r.get(c) or "") for r in recs] for c in str_cols}
-    cols["seconds"] = [float(r["seconds"]) if r.get("seconds") is not None else np.nan
-                       for r in recs]
+    for c in ("seconds", "cpu_seconds"):
+        cols[c] = [float(r[c]) if r.get(c) is not None else np.nan for r in recs]
     cols["warnings"] = ["; ".join(r.get("warnings") or ()) for r in recs]
     cols["pid"] = [int(r.get("pid", -1) or -1) for r in recs]
     cols["model_loads"] = [int(r.get("model_loads", -1) or 0) for r in recs]
-    order = ["input", "status", "output", "sha256", "data_sha256", "seconds", "error",
-             "error_type", "warnings", "run_id", "finished", "worker", "pid", "model_loads"]
-    t = Table({k: cols[k] for k in order}, dtype=[str] * 5 + [float] + [str] * 6 + [int] * 2)
+    order = ["input", "status", "output", "sha256", "data_sha256", "seconds", "cpu_seconds",
+             "error", "error_type", "warnings", "run_id", "finished", "worker", "pid",
+             "model_loads"]
+    t = Table({k: cols[k] for k in order},
+              dtype=[str] * 5 + [float] * 2 + [str] * 6 + [int] * 2)
     return t
 
 
@@ -427,7 +431,7 @@ def _single_threaded():
 
 def _process_file(input_path, output_path, method, options, torch_threads, run_id, config):
     """Enhance one file and write its output; runs on a dask worker. Never raises."""
-    t0 = time.perf_counter()
+    t0, c0 = time.perf_counter(), time.process_time()
     rec = {"event": "file", "run_id": run_id, "input": input_path,
            "output": os.path.basename(output_path), "status": "failed", "sha256": None,
            "data_sha256": None, "error": None, "error_type": None, "config": config}
@@ -466,6 +470,7 @@ def _process_file(input_path, output_path, method, options, torch_threads, run_i
         rec["error"] = _one_line(exc)
         rec["error_type"] = exc.__class__.__name__
     rec["seconds"] = round(time.perf_counter() - t0, 4)
+    rec["cpu_seconds"] = round(time.process_time() - c0, 4)  # < seconds: I/O or busy cores
     rec["finished"] = datetime.now(timezone.utc).isoformat(timespec="milliseconds")
     rec["pid"] = os.getpid()
     rec["model_loads"] = _STATE["loads"]
@@ -640,13 +645,32 @@ def _check_options(enhance_options):
                          f"on to enhance_fits are {', '.join(allowed)}")
 
 
+@contextlib.contextmanager
+def _sigint_ignored():
+    import signal
+
+    if threading.current_thread() is not threading.main_thread():
+        yield
+        return
+    old = signal.signal(signal.SIGINT, signal.SIG_IGN)
+    try:
+        yield
+    finally:
+        signal.signal(signal.SIGINT, old)
+
+
 def _start_local_cluster(n_workers):
     import logging
 
     from distributed import Client, LocalCluster
 
-    cluster = LocalCluster(n_workers=n_workers, threads_per_worker=1, processes=True,
-                           dashboard_address=None, silence_logs=logging.ERROR)
+    # Worker processes inherit an *ignored* SIGINT (kept across exec, and then Python and
+    # asyncio install no handler): Ctrl-C reaches only this process, which cancels the work
+    # and closes the cluster, instead of every worker printing a KeyboardInterrupt traceback.
+    # The cost: Ctrl-C is ignored during the few seconds the workers take to start.
+    with _sigint_ignored():
+        cluster = LocalCluster(n_workers=n_workers, threads_per_worker=1, processes=True,
+                               dashboard_address=None, silence_logs=logging.ERROR)
     try:
         client = Client(cluster)
     except BaseException:

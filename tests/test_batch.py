@@ -346,6 +346,37 @@ def test_sigkill_and_rerun(inputs, local_run, tmp_path):
     assert "26 enhanced" not in rerun.stdout and "already done" in rerun.stdout
 
 
+def test_ctrl_c_stops_cleanly(inputs, tmp_path):
+    """SIGINT to the process group (a terminal's Ctrl-C): exit 130, one line, no workers left."""
+    import psutil
+
+    out = tmp_path / "out"
+    args = [str(inputs / "*.fits"), "-o", str(out), "--method", "bicubic", "--workers", "1",
+            "--no-progress"]
+    proc = subprocess.Popen(_cli(args), env=_env(), cwd=tmp_path, start_new_session=True,
+                            stdout=subprocess.PIPE, stderr=subprocess.STDOUT)
+    children = []
+    try:
+        deadline = time.monotonic() + 150
+        while time.monotonic() < deadline and proc.poll() is None:
+            if sum(r.get("status") == "ok" for r in _read_records(out / MANIFEST_NAME)) >= 2:
+                children = psutil.Process(proc.pid).children(recursive=True)
+                os.killpg(proc.pid, signal.SIGINT)
+                break
+            time.sleep(0.02)
+        log = proc.communicate(timeout=90)[0].decode(errors="replace")
+    finally:
+        if proc.poll() is None:
+            os.killpg(proc.pid, signal.SIGKILL)
+            proc.wait()
+    assert children, f"the batch ended before it could be interrupted:\n{log}"
+    assert proc.returncode == 130, log
+    assert "interrupted" in log and "Traceback" not in log, log
+    psutil.wait_procs(children, timeout=20)
+    assert not [c for c in children if c.is_running() and c.status() != "zombie"]
+    assert len(_check_dir(out, allow_temp=True)) < N_GOOD
+
+
 # ---------------------------------------------------------------------------------------------
 # Acceptance 3: an external scheduler and two workers on loopback
 # ---------------------------------------------------------------------------------------------
