@@ -50,6 +50,7 @@ __all__ = [
     "DECAM_NOMINAL_ZEROPOINTS",
     "gaussian_psf_match",
     "decals_sigma",
+    "moffat_core_fwhm",
 ]
 
 #: Disjoint seed ranges of the data splits. A seed belongs to exactly one split.
@@ -503,7 +504,8 @@ def _galaxy_object(gal, band, struct_img, ds):
 def _psf_object(p, survey):
     import galsim
     pre = "sdss" if survey == "sdss" else "decals"
-    beta, fwhm = p[pre + "_beta"], p[pre + "_fwhm"]
+    beta = p[pre + "_beta"]
+    fwhm = moffat_core_fwhm(p[pre + "_fwhm"], beta)
     r0 = fwhm / (2.0 * math.sqrt(2.0 ** (1.0 / beta) - 1.0))
     g1, g2 = p[pre + "_g"]
     return _unit_moffat(float(beta)).dilate(r0).shear(g1=g1, g2=g2)
@@ -518,30 +520,54 @@ def _unit_moffat(beta):
     return m
 
 
-def _moffat_nea_arcsec2(fwhm, beta):
-    """Noise-equivalent area 1 / integral(psf**2) of a Moffat profile, arcsec**2."""
-    alpha = fwhm / (2.0 * math.sqrt(2.0 ** (1.0 / beta) - 1.0))
-    return math.pi * alpha ** 2 * (2 * beta - 1) / (beta - 1) ** 2
+def moffat_core_fwhm(fwhm_eff, beta):
+    """Core FWHM of a Moffat profile whose effective (noise-equivalent) FWHM is ``fwhm_eff``.
+
+    Surveys quote the PSF size as an *effective* FWHM: that of the Gaussian with the same
+    noise-equivalent area ``NEA = 1 / integral(psf**2)`` (SDSS psField ``psf_width``, Legacy
+    Surveys ``psfsize``). For a Moffat of core FWHM ``F`` and index ``beta``,
+    ``NEA = pi alpha**2 (2 beta - 1) / (beta - 1)**2`` with
+    ``alpha = F / (2 sqrt(2**(1/beta) - 1))``, and ``fwhm_eff = 2.3548 sqrt(NEA / (4 pi))``; the
+    wings make ``fwhm_eff`` about 1.22-1.32 times ``F`` for beta 3.6-2.8.
+
+    Parameters
+    ----------
+    fwhm_eff : float
+        Effective FWHM, arcsec.
+    beta : float
+        Moffat index.
+
+    Returns
+    -------
+    float
+        Core FWHM of the Moffat, arcsec.
+
+    Examples
+    --------
+    >>> round(moffat_core_fwhm(1.05, 3.2), 2)  # SDSS psField r psf_width of the real frame
+    0.83
+    """
+    ratio = (math.sqrt(2.0 * math.log(2.0)) * math.sqrt(2 * beta - 1) / (beta - 1)
+             / (2.0 * math.sqrt(2.0 ** (1.0 / beta) - 1.0)))
+    return float(fwhm_eff) / ratio
 
 
-def decals_sigma(sdss_sigma, *, sdss_fwhm, decals_fwhm, sdss_beta=3.2, decals_beta=3.2,
-                 depth_gain=DEPTH_GAIN_MAG):
+def decals_sigma(sdss_sigma, *, sdss_fwhm, decals_fwhm, depth_gain=DEPTH_GAIN_MAG):
     """Per-pixel noise of the DECaLS-like image from the SDSS one and the depth difference.
 
     The 5-sigma point-source depth of a background-limited image with per-pixel noise
-    ``sigma`` and PSF noise-equivalent area ``NEA`` (pixels) is ``5 sigma sqrt(NEA)``. Asking the
-    DECaLS-like depth to be ``depth_gain`` magnitudes deeper gives
-    ``sigma_dec = sigma_sdss * 10**(-0.4 depth_gain) * sqrt(NEA_sdss / NEA_dec)`` with the NEAs
-    in each survey's own pixels (Moffat PSFs).
+    ``sigma`` and PSF noise-equivalent area ``NEA`` (pixels) is ``5 sigma sqrt(NEA)``, with
+    ``NEA = 4 pi (fwhm_eff / 2.3548 / pixel_scale)**2`` for an effective FWHM ``fwhm_eff``.
+    Asking the DECaLS-like depth to be ``depth_gain`` magnitudes deeper gives::
+
+        sigma_dec = sigma_sdss * 10**(-0.4 depth_gain) * (fwhm_sdss / 0.396) / (fwhm_dec / 0.262)
 
     Parameters
     ----------
     sdss_sigma : float
         Per-pixel noise of the SDSS image (nanomaggy per 0.396" pixel).
     sdss_fwhm, decals_fwhm : float
-        PSF FWHM of each survey, arcsec.
-    sdss_beta, decals_beta : float, optional
-        Moffat beta of each PSF.
+        Effective PSF FWHM of each survey, arcsec.
     depth_gain : float, optional
         Depth difference in magnitudes (default `DEPTH_GAIN_MAG`).
 
@@ -555,9 +581,8 @@ def decals_sigma(sdss_sigma, *, sdss_fwhm, decals_fwhm, sdss_beta=3.2, decals_be
     >>> round(decals_sigma(0.034, sdss_fwhm=1.3, decals_fwhm=1.2), 4)
     0.0051
     """
-    nea_s = _moffat_nea_arcsec2(sdss_fwhm, sdss_beta) / SDSS_PIXEL_SCALE ** 2
-    nea_d = _moffat_nea_arcsec2(decals_fwhm, decals_beta) / DECALS_PIXEL_SCALE ** 2
-    return float(sdss_sigma * 10 ** (-0.4 * depth_gain) * math.sqrt(nea_s / nea_d))
+    ratio = (sdss_fwhm / SDSS_PIXEL_SCALE) / (decals_fwhm / DECALS_PIXEL_SCALE)
+    return float(sdss_sigma * 10 ** (-0.4 * depth_gain) * ratio)
 
 
 def _jacobian(wcs):
@@ -652,7 +677,8 @@ def _render(sc, band, wcs, shape, survey, struct, ds, sigma_pix):
         px, py = _sky_to_pix(wcs, ref, sx, sy)
         for s, x, y in zip(sc["stars"], px, py):
             f = _colour_fluxes(s["mag_r"], s["colour"])[band]
-            _draw_point(arr, psf, p[pre + "_fwhm"], p[pre + "_beta"], f, x, y, jac, sigma_pix)
+            _draw_point(arr, psf, moffat_core_fwhm(p[pre + "_fwhm"], p[pre + "_beta"]),
+                        p[pre + "_beta"], f, x, y, jac, sigma_pix)
     return arr
 
 
@@ -703,7 +729,12 @@ class SimulatedPair:
     sigma_sdss, sigma_decals : dict of str -> float
         Per-pixel background noise of the native SDSS and of the DECaLS-like images.
     psf_fwhm_sdss, psf_fwhm_decals : dict of str -> float
-        PSF FWHM (arcsec) of each survey.
+        Effective PSF FWHM (arcsec) of each survey: the FWHM of the Gaussian with the same
+        noise-equivalent area, as SDSS psField ``psf_width`` and Legacy Surveys ``psfsize``
+        quote it. The rendered PSF is a Moffat of index ``psf_beta_*`` and core FWHM
+        ``moffat_core_fwhm(psf_fwhm, beta)`` (about 0.8 times smaller).
+    psf_beta_sdss, psf_beta_decals : dict of str -> float
+        Moffat index of each PSF.
     saturated : dict of str -> ndarray of bool
         Saturated and bleed-trail pixels of the SDSS image.
     variance_sdss : dict of str -> ndarray
@@ -728,6 +759,8 @@ class SimulatedPair:
     sigma_decals: dict = field(default_factory=dict)
     psf_fwhm_sdss: dict = field(default_factory=dict)
     psf_fwhm_decals: dict = field(default_factory=dict)
+    psf_beta_sdss: dict = field(default_factory=dict)
+    psf_beta_decals: dict = field(default_factory=dict)
     saturated: dict = field(default_factory=dict)
     variance_sdss: dict = field(default_factory=dict)
     stars: object = None
@@ -802,8 +835,7 @@ def simulate_pair(seed, *, bands=("r",), stamp_arcsec=64.0, n_stars=None, split=
         p = sc["psf"][b]
         bi = BANDS.index(b)
         sig_s = p["sdss_sigma"]
-        sig_d = decals_sigma(sig_s, sdss_fwhm=p["sdss_fwhm"], decals_fwhm=p["decals_fwhm"],
-                             sdss_beta=p["sdss_beta"], decals_beta=p["decals_beta"])
+        sig_d = decals_sigma(sig_s, sdss_fwhm=p["sdss_fwhm"], decals_fwhm=p["decals_fwhm"])
         # source Poisson variance per nanomaggy: SDSS from nmgy/count and gain; the
         # DECaLS-like one scaled like the sky variance per unit area (same sky brightness).
         k_s = _SDSS[b]["nmgy"] / _SDSS[b]["gain"]
@@ -838,6 +870,8 @@ def simulate_pair(seed, *, bands=("r",), stamp_arcsec=64.0, n_stars=None, split=
         pair.sigma_decals[b] = float(sig_d)
         pair.psf_fwhm_sdss[b] = p["sdss_fwhm"]
         pair.psf_fwhm_decals[b] = p["decals_fwhm"]
+        pair.psf_beta_sdss[b] = p["sdss_beta"]
+        pair.psf_beta_decals[b] = p["decals_beta"]
         pair.saturated[b] = satmask
         pair.variance_sdss[b] = var_s.astype(np.float32)
         if sc["stars"]:
@@ -928,6 +962,8 @@ def _simulate_shard(task):
                        sigma_sdss=pair.sigma_sdss[b], sigma_decals=pair.sigma_decals[b],
                        psf_fwhm_sdss=pair.psf_fwhm_sdss[b],
                        psf_fwhm_decals=pair.psf_fwhm_decals[b],
+                       psf_beta_sdss=pair.psf_beta_sdss[b],
+                       psf_beta_decals=pair.psf_beta_decals[b],
                        n_stars=len(pair.stars),
                        n_saturated=int(np.sum(pair.stars["saturated"])) if len(pair.stars)
                        else 0)

@@ -109,7 +109,7 @@ def test_consistency_chi2_with_scalar_sigma_and_no_overlap(scene):
 def test_hf_power_ratio(scene):
     d = scene.decals["r"].data
     assert hf_power_ratio(d, d) == pytest.approx(1.0)
-    assert hf_power_ratio(scene.truth["r"].data, d) < 0.5  # no noise, same PSF
+    assert hf_power_ratio(scene.truth["r"].data, d) < 0.9  # no noise, same PSF
     assert hf_power_ratio(gaussian_filter(d, 2.0), d) < 0.1
     rng = np.random.default_rng(0)
     assert hf_power_ratio(d + rng.normal(0, 3 * scene.sigma_decals["r"], d.shape), d) > 3
