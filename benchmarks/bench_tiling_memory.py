@@ -22,6 +22,7 @@ import argparse
 import json
 import os
 import resource
+import statistics
 import subprocess
 import sys
 import tempfile
@@ -88,7 +89,8 @@ def main(argv=None):
     p.add_argument("--tile-size", type=int, default=256)
     p.add_argument("--overlap", type=int, default=32)
     p.add_argument("--batch-size", type=int, default=4)
-    p.add_argument("--repeats", type=int, default=1, help="runs per case (median reported)")
+    p.add_argument("--repeats", type=int, default=1,
+                   help="runs per case (medians of peak, RSS before and time are reported)")
     p.add_argument("--_prepare", help=argparse.SUPPRESS)
     p.add_argument("--_case", nargs=2, help=argparse.SUPPRESS)
     args = p.parse_args(argv)
@@ -123,8 +125,10 @@ def main(argv=None):
                 r = subprocess.run(me + opts + ["--_case", npy, case], env=env,
                                    capture_output=True, text=True, check=True)
                 runs.append(json.loads(r.stdout.strip().splitlines()[-1]))
-            runs.sort(key=lambda d: d["peak_mb"])
-            results[case] = runs[len(runs) // 2]
+            med = dict(runs[0])
+            for key in ("peak_mb", "rss_before_mb", "seconds"):
+                med[key] = float(statistics.median(r[key] for r in runs))
+            results[case] = med
     for case, r in results.items():
         work = r["peak_mb"] - r["rss_before_mb"] - r["output_mb"]
         print(f"{case:>5}: {r['megapixels']:6.2f} Mpx {str(tuple(r['shape'])):>14}  "

@@ -104,6 +104,15 @@ def test_richardson_lucy_damping_limits_noise():
     assert raw[sky].std() > 1.5 * noisy[sky].std()            # RL amplifies noise ...
     assert damped[sky].std() < 1.15 * noisy[sky].std()        # ... damping stops that
     assert abs(damped.sum() / noisy.sum() - 1) < 0.01         # without biasing the flux
+    # faint extended galaxy: damping must not move flux between wings and core
+    y, x = np.mgrid[:96, :96]
+    gal = 0.05 * np.exp(-np.hypot(x - 48, y - 48) / 6.0)
+    img = (gaussian_filter(gal, 2.0) + np.random.default_rng(12).normal(0, 0.01, gal.shape)
+           ).astype(np.float32)
+    plain = get_enhancer("richardson-lucy", damping=0).enhance(img, noise=0.01)
+    damped = get_enhancer("richardson-lucy", damping=3).enhance(img, noise=0.01)
+    assert abs(plain.sum() / img.sum() - 1) < 0.01
+    assert abs(damped.sum() - plain.sum()) < 2e-3 * img.sum()
 
 
 def test_richardson_lucy_negative_background_and_nan():
@@ -180,6 +189,26 @@ def test_input_checks():
         get_enhancer("bilateral").enhance(np.ones((8, 8)), noise=-1)
 
 
+def test_noise_estimate_bounded():
+    from astro_enhance.enhancers.base import estimate_noise_bounded
+    from astro_enhance.normalize import estimate_noise
+
+    rng = np.random.default_rng(11)
+    small = rng.normal(0, 0.5, (300, 400)).astype(np.float32)
+    assert estimate_noise_bounded(small) == estimate_noise(small)      # exact below the limit
+    big = rng.normal(0, 0.5, (1500, 2100)).astype(np.float32)
+    big[100:300, :] += 50.0                                             # a bright band
+    mask = np.zeros(big.shape, bool)
+    mask[:, :700] = True
+    full = estimate_noise(big, mask=mask)
+    est = estimate_noise_bounded(big, mask=mask)
+    assert est == pytest.approx(full, rel=0.01) and est == pytest.approx(0.5, rel=0.02)
+    # a sample that falls entirely in a masked region falls back to the full image
+    mask[:] = True
+    mask[5:10, 5:10] = False
+    assert estimate_noise_bounded(big, mask=mask) == estimate_noise(big, mask=mask)
+
+
 # --- TorchEnhancer ---------------------------------------------------------------------------
 
 class _Identity(torch.nn.Module):
@@ -217,6 +246,19 @@ def test_torch_identity_model_round_trips_physical_units():
     assert np.isnan(out[~finite]).all() and out.dtype == np.float32
     np.testing.assert_array_equal(noisy, before)
     assert enh.device == torch.device("cpu") and enh.precision is torch.float32
+
+
+def test_torch_enhancer_odd_inputs():
+    enh = TorchEnhancer(_Identity(), EnhancerInfo("id", "neural", tile_size=32, overlap=8),
+                        device="cpu")
+    ints = np.arange(40 * 50).reshape(40, 50) % 7
+    np.testing.assert_allclose(enh.enhance(ints, noise=1.0), ints, rtol=1e-5, atol=1e-5)
+    img = np.ones((40, 50), np.float64)
+    img[3, 3], img[4, 4] = np.inf, -np.inf
+    out = enh.enhance(img, noise=0.1)
+    assert np.isnan(out[3, 3]) and np.isnan(out[4, 4]) and np.isinf(img[3, 3])
+    with pytest.raises(InputError, match="no finite pixel"):
+        enh.enhance(np.full((8, 8), np.nan))
 
 
 def test_torch_model_sees_stretched_space():

@@ -184,9 +184,10 @@ class RichardsonLucy(_Classical):
         Noise damping: a signal-to-noise threshold (default 3; 0 turns damping off). The
         image is smoothed with a Gaussian of ``DAMPING_SCALE`` pixels and its local
         signal-to-noise ``s`` computed; the change that deconvolution makes to a pixel is
-        kept with the weight ``s**2 / (s**2 + damping**2)``. Sources keep their sharpening,
-        while in empty sky the amplified noise (which averages to zero) is suppressed, so
-        total flux is not biased.
+        kept with the weight ``s**2 / (s**2 + damping**2)``, and of the part taken away only
+        a smooth version (Gaussian of ``2 * DAMPING_SCALE`` pixels) is added back. Sources
+        keep their sharpening, amplified noise in empty sky is suppressed, and the total
+        flux is exactly that of undamped Richardson-Lucy (which conserves flux).
     band : str, optional
         Band whose PSF widths are used (default ``"r"``).
     input_survey, target_survey : str, optional
@@ -257,7 +258,11 @@ class RichardsonLucy(_Classical):
                 s_noise = sigma / (2.0 * math.sqrt(math.pi) * g)
                 snr2 = np.square(gaussian_filter(img, g, mode="reflect") / np.float32(s_noise))
                 weight = snr2 / (snr2 + np.float32(self.damping ** 2))
-                rl = img + weight * (rl - img)
+                d = rl - img
+                # Keep the damped-away change only in its smooth (flux-carrying) part: the
+                # total flux stays that of plain Richardson-Lucy.
+                lost = gaussian_filter((1 - weight) * d, 2 * g, mode="reflect")
+                rl = img + weight * d + lost
             out[c] = rl
         return out
 
