@@ -248,12 +248,14 @@ tuple or `Image`
                 array = _load_data(hdu_obj, index, filename)
                 header = hdu_obj.header.copy()
                 wcs_full = wcs if wcs is not None else _wcs_from_header(header, hdul)
+                _inherit_primary(header, hdul, index)
     elif isinstance(data, fits.HDUList):
         filename = data.filename() if hasattr(data, "filename") else None
         hdu_obj, index = _select_hdu(data, hdu, filename)
         array = _load_data(hdu_obj, index, filename)
         header = hdu_obj.header.copy()
         wcs_full = wcs if wcs is not None else _wcs_from_header(header, data)
+        _inherit_primary(header, data, index)
     elif isinstance(data, _IMAGE_HDU_TYPES):
         if data.data is None:
             raise NoImageError("the HDU has no data: pass an image HDU that holds an image")
@@ -329,6 +331,39 @@ tuple or `Image`
         img_unit = parse_unit(header.get("BUNIT"))
     return Image(data=out, wcs=celestial, unit=img_unit, mask=mask, header=header,
                  filename=filename)
+
+
+#: Primary-header keywords copied into an extension's header when it lacks them (what the
+#: image is: telescope, instrument, filter, exposure, calibration).
+_IDENTITY_KEYS = ("TELESCOP", "INSTRUME", "ORIGIN", "OBSERVAT", "SURVEY", "PROJECT", "FILTER",
+                  "BAND", "EXPTIME", "DATE-OBS", "MJD-OBS", "MAGZERO", "MAGZPT", "GAIN",
+                  "OBJECT", "LEGPIPEV", "BUNIT")
+
+
+def _inherit_primary(header, hdul, index):
+    """Add primary-header cards to an extension's header copy: all of them when the
+    extension says ``INHERIT = T`` (the FITS inheritance convention), else the identity
+    keywords only. Keywords already in the extension win; layout and WCS cards never move."""
+    if not index:
+        return
+    try:
+        primary = hdul[0].header
+    except (IndexError, KeyError, OSError):  # pragma: no cover
+        return
+    inherit_all = bool(header.get("INHERIT", False))
+    for card in primary.cards:
+        key = card.keyword
+        if not key or key in ("COMMENT", "HISTORY", "INHERIT") or key in header:
+            continue
+        if _STRUCTURAL.match(key) or _WCS_KEYS.match(key):
+            continue
+        if inherit_all or key in _IDENTITY_KEYS:
+            try:
+                with warnings.catch_warnings():
+                    warnings.simplefilter("ignore", fits.verify.VerifyWarning)  # HIERARCH
+                    header.append(fits.Card(key, card.value, card.comment), end=True)
+            except (ValueError, fits.verify.VerifyError):  # pragma: no cover
+                continue
 
 
 def _copy_image(img):
@@ -582,17 +617,19 @@ _WCS_KEYS = re.compile(
 def _clean_header(header):
     """Copy of ``header`` without data-layout and WCS keywords."""
     out = fits.Header()
-    for card in header.cards:
-        key = card.keyword
-        if _STRUCTURAL.match(key) or _WCS_KEYS.match(key):
-            continue
-        try:
-            if key in ("COMMENT", "HISTORY", ""):
-                out.append(fits.Card(key, card.value), end=True)
-            else:
-                out.append(fits.Card(key, card.value, card.comment), end=True)
-        except (ValueError, fits.verify.VerifyError):  # pragma: no cover - broken cards
-            continue
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", fits.verify.VerifyWarning)  # HIERARCH cards
+        for card in header.cards:
+            key = card.keyword
+            if _STRUCTURAL.match(key) or _WCS_KEYS.match(key):
+                continue
+            try:
+                if key in ("COMMENT", "HISTORY", ""):
+                    out.append(fits.Card(key, card.value), end=True)
+                else:
+                    out.append(fits.Card(key, card.value, card.comment), end=True)
+            except (ValueError, fits.verify.VerifyError):  # pragma: no cover - broken cards
+                continue
     return out
 
 

@@ -133,3 +133,17 @@ def test_output_directory_not_writable(sdss_file, tmp_path, capsys, case):
 def test_debug_shows_traceback(tmp_path):
     with pytest.raises(Exception, match="not found"):
         main(["--debug", "info", str(tmp_path / "nope.fits")])
+
+
+@pytest.mark.realdata
+def test_info_real_files(sdss_frame_r, real_data_dir, capsys):
+    assert main(["info", str(sdss_frame_r)]) == 0
+    out = capsys.readouterr().out
+    assert "SDSS (confidence 0.95" in out and "2048 x 1489 px" in out and "band r" in out
+    decam = sorted((real_data_dir / "decam" / "testcase9" / "images").glob("*_ooi_*.fits"))
+    if not decam:
+        pytest.skip("DECam test images absent")
+    assert main(["info", str(decam[0])]) == 0
+    out = capsys.readouterr().out
+    # Telescope keywords live in the primary header; the image is in HDU 1 with a TPV WCS.
+    assert "DECam" in out and "TPV" in out and "101 x 101 px" in out

@@ -85,6 +85,24 @@ def test_read_skips_1d_vector_before_image():
     assert read_image(hdul).shape == (20, 30)
 
 
+def test_extension_inherits_primary_identity():
+    primary = fits.PrimaryHDU()
+    primary.header["TELESCOP"] = "CTIO 4.0-m telescope"
+    primary.header["INSTRUME"] = "DECam"
+    primary.header["OBSERVER"] = "someone"
+    primary.header["FILTER"] = "z"
+    ext_header = _tan_header()
+    ext_header["FILTER"] = "r"  # the extension's own value wins
+    hdul = fits.HDUList([primary, fits.ImageHDU(np.ones((20, 30), np.float32),
+                                                header=ext_header)])
+    h = read_image(hdul).header
+    assert h["TELESCOP"] == "CTIO 4.0-m telescope" and h["INSTRUME"] == "DECam"
+    assert h["FILTER"] == "r" and "OBSERVER" not in h
+    hdul[1].header["INHERIT"] = True
+    assert read_image(hdul).header["OBSERVER"] == "someone"
+    assert "TELESCOP" not in hdul[1].header  # the input is not modified
+
+
 def test_read_ccddata_keeps_mask_and_unit(sdss_hdu):
     mask = np.zeros((64, 64), bool)
     mask[10:12, 20:25] = True

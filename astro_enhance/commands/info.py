@@ -31,6 +31,8 @@ def describe(image):
     -------
     list of str
     """
+    import warnings
+
     import numpy as np
     from astropy.wcs.utils import proj_plane_pixel_scales
 
@@ -55,8 +57,12 @@ def describe(image):
     distortion = []
     if w.sip is not None:
         distortion.append("SIP")
-    if any("TPV" in c for c in w.wcs.ctype):
-        distortion.append("TPV")
+    ctype_in = str(image.header.get("CTYPE1", ""))
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        has_pv = any(k.startswith("PV1_") for k in w.to_header(relax=True))
+    if "TPV" in ctype_in or "TPV" in "".join(w.wcs.ctype) or has_pv:
+        distortion.append("TPV" if "TPV" in ctype_in or has_pv else "PV terms")
     if w.cpdis1 is not None or w.cpdis2 is not None or w.det2im1 is not None:
         distortion.append("lookup table")
     finite = np.isfinite(image.data)
