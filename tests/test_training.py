@@ -174,3 +174,39 @@ def test_tiny_gan_run_and_export_roundtrip(shard_dir, tmp_path):
     img = np.random.default_rng(0).normal(0, 1, (40, 40)).astype(np.float32)
     out = e.enhance(img)
     assert out.shape == img.shape and np.isfinite(out).all()
+
+
+def _hdu(data, scale):
+    from astropy.io import fits
+    from astropy.wcs import WCS
+    n = data.shape[0]
+    w = WCS(naxis=2)
+    w.wcs.ctype = ["RA---TAN", "DEC--TAN"]
+    w.wcs.crval = [150.0, 2.0]
+    w.wcs.crpix = [(n + 1) / 2] * 2
+    w.wcs.cdelt = [-scale / 3600, scale / 3600]
+    h = fits.PrimaryHDU(data, header=w.to_header())
+    h.header["BUNIT"] = "nanomaggy"
+    return h
+
+
+def test_fits_pair_dataset_aligns_by_wcs():
+    from astro_enhance.training import FitsPairDataset
+    rng = np.random.default_rng(0)
+    inp = rng.normal(0, 1, (48, 48)).astype(np.float32)
+    inp[22:26, 22:26] += 50                      # source at the centre of both images
+    tgt = rng.normal(0, 0.3, (72, 72)).astype(np.float32)
+    tgt[33:39, 33:39] += 20
+    h_in, h_t = _hdu(inp, 0.396), _hdu(tgt, 0.262)
+    before = h_in.data.copy()
+    ds = FitsPairDataset([(h_in, h_t)])
+    np.testing.assert_array_equal(h_in.data, before)     # input not modified
+    x, t = ds.x[0], ds.y["target"][0]
+    assert x.shape == t.shape and x.shape[0] > 48         # on the DECaLS grid
+    # the source lands on the same pixel in input and target
+    def centroid(a):
+        yy, xx = np.nonzero(a > 0.5 * a.max())
+        return yy.mean(), xx.mean()
+    assert centroid(x) == pytest.approx(centroid(t), abs=0.5)
+    b = ds.sample(2, 32, np.random.default_rng(0))
+    assert b["target"].shape == (2, 1, 32, 32)

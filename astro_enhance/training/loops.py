@@ -80,7 +80,9 @@ class _CSVLog:
 
 
 def _load_dataset(data, recipe, targets, max_samples=None):
-    from .data import ShardDataset
+    from .data import ShardDataset, StretchedPairs
+    if isinstance(data, StretchedPairs):
+        return data
     d = recipe.get("data", {})
     try:
         return ShardDataset(data, split=d.get("split"), targets=targets,
@@ -328,8 +330,9 @@ def train_unet(data, out, *, recipe=None, minutes=None, resume=False, val=None,
 
     Parameters
     ----------
-    data : str or path-like or list
-        Training shards (directory or files).
+    data : str or path-like or list or StretchedPairs
+        Training shards (directory or files), or an already built dataset such as a
+        `~astro_enhance.training.FitsPairDataset` (its target is used).
     out : str or path-like
         Run directory (checkpoints, logs, samples).
     recipe : dict or str, optional
@@ -338,8 +341,8 @@ def train_unet(data, out, *, recipe=None, minutes=None, resume=False, val=None,
         Wall-clock budget of this call; when spent, checkpoint and stop.
     resume : bool, optional
         Continue from ``out/checkpoint.pt``.
-    val : str or path-like, optional
-        Validation shards for quick figures and sample images (default: the first
+    val : str or path-like or StretchedPairs, optional
+        Validation shards or dataset for quick figures and sample images (default: the first
         training images).
     threads : int, optional
         torch CPU threads (default from the recipe).
@@ -430,6 +433,11 @@ def _train(data, out, *, kind, recipe, minutes, resume, val, threads, progress,
     dcfg = recipe.get("data", {})
     target = dcfg.get("target", "truth" if kind == "unet" else "decals")
     flux_target = dcfg.get("flux_target", target)
+    from .data import StretchedPairs
+    if isinstance(data, StretchedPairs):
+        # e.g. a FitsPairDataset, whose single target is called "target"
+        target = target if target in data.y else data.target_names[0]
+        flux_target = flux_target if flux_target in data.y else target
     targets = sorted({target, flux_target})
     ds = _load_dataset(data, recipe, targets, max_samples=max_samples)
     vds = _load_dataset(val, recipe, targets) if val is not None else ds
@@ -688,7 +696,17 @@ def export_weights(run_dir, dest, *, data_seeds=None, extra=None):
         data["seeds"] = [int(s) for s in data_seeds]
     if ck.get("n_pairs"):
         data["n_pairs"] = int(ck["n_pairs"])
-    meta = {"recipe": recipe, "data": data, "training": training, "metrics": {}}
+    cfg = recipe["model"].get("config", {})
+    info = {"name": dest.name, "kind": "neural",
+            "channels_in": int(cfg.get("in_channels", 1)),
+            "channels_out": int(cfg.get("out_channels", 1)),
+            "survey_pair": ["sdss", "decals"],
+            "bands": list(recipe.get("data", {}).get("bands") or ["g", "r", "i"]),
+            "tile_size": 256, "overlap": 32,
+            "size_multiple": int(2 ** int(cfg.get("depth", 3))),
+            "description": recipe.get("description", "")}
+    meta = {"info": info, "description": recipe.get("description", ""), "recipe": recipe,
+            "data": data, "training": training, "metrics": {}}
     meta.update(extra or {})
     save_weights(state, dest, architecture=recipe["model"]["architecture"],
                  config=recipe["model"].get("config", {}), **meta)
