@@ -171,6 +171,7 @@ def make_figure(path, real, stamp=64.0):
     fig.suptitle(f"{stamp:.0f}\" x {stamp:.0f}\" at 0.396\"/px, y = asinh(x / 0.102 nmgy), "
                  "same limits", fontsize=9)
     fig.tight_layout()
+    fig.subplots_adjust(hspace=0.25)
     Path(path).parent.mkdir(parents=True, exist_ok=True)
     fig.savefig(path, dpi=90)
     plt.close(fig)

@@ -1,0 +1,104 @@
+"""``astro-enhance evaluate``: benchmark enhancers on simulated (or one real) SDSS/DECaLS pair."""
+
+__all__ = ["NAME", "HELP", "add_arguments", "run"]
+
+NAME = "evaluate"
+HELP = ("benchmark enhancers through the pipeline on simulated bench scenes (PSNR, SSIM, "
+        "flux error, consistency chi^2, HF power, time) or on a real SDSS/DECaLS pair")
+
+
+def add_arguments(parser):
+    """Add the ``evaluate`` options to ``parser``.
+
+    Parameters
+    ----------
+    parser : argparse.ArgumentParser
+    """
+    parser.add_argument("--methods", default="bicubic,richardson-lucy",
+                        help="comma-separated enhancer names (default bicubic,richardson-lucy)")
+    parser.add_argument("--n", type=int, default=200, help="number of scenes (default 200)")
+    parser.add_argument("--split", default="bench", choices=["train", "val", "bench"],
+                        help="seed split (default bench)")
+    parser.add_argument("--start", type=int, default=None, help="first seed")
+    parser.add_argument("--bands", default="r", help="comma-separated bands (default r)")
+    parser.add_argument("--shards", default=None,
+                        help="read scenes from this shard directory instead of simulating")
+    parser.add_argument("--stamp-arcsec", type=float, default=64.0,
+                        help="scene size when simulating (default 64)")
+    parser.add_argument("--device", default="cpu", help="device for neural enhancers")
+    parser.add_argument("--out", default=None,
+                        help="directory for evaluate_images.ecsv, evaluate_summary.ecsv and "
+                             "evaluate.png")
+    parser.add_argument("--examples", type=int, default=4,
+                        help="scenes shown in the figure (default 4)")
+    parser.add_argument("--real", nargs=2, metavar=("SDSS.fits", "DECALS.fits"), default=None,
+                        help="evaluate one real pair instead (both put on the DECaLS grid)")
+    parser.add_argument("--overwrite", action="store_true", help="replace existing outputs")
+    parser.add_argument("--no-progress", action="store_true", help="no progress bar")
+
+
+def _write_table(table, path, overwrite):
+    import os
+    import tempfile
+    from pathlib import Path
+
+    from ..exceptions import OutputExistsError
+
+    path = Path(path)
+    if path.exists() and not overwrite:
+        raise OutputExistsError(f"{path} exists; use --overwrite or another --out")
+    fd, tmp = tempfile.mkstemp(prefix=path.name + ".", suffix=".ecsv", dir=path.parent)
+    os.close(fd)
+    try:
+        table.write(tmp, format="ascii.ecsv", overwrite=True)
+        os.replace(tmp, path)
+    except BaseException:
+        if os.path.exists(tmp):
+            os.unlink(tmp)
+        raise
+    return path
+
+
+def run(args):
+    """Run ``astro-enhance evaluate``.
+
+    Parameters
+    ----------
+    args : argparse.Namespace
+
+    Returns
+    -------
+    int
+        Exit code.
+    """
+    from pathlib import Path
+
+    from ..evaluate import (evaluate, evaluate_real, format_summary, make_figure, summarize)
+
+    methods = [m.strip() for m in args.methods.split(",") if m.strip()]
+    out = Path(args.out) if args.out else None
+    if out is not None:
+        out.mkdir(parents=True, exist_ok=True)
+    if args.real:
+        table = evaluate_real(args.real[0], args.real[1], methods, device=args.device)
+        print(format_summary(summarize(table)))
+        if out is not None:
+            p = _write_table(table, out / "evaluate_real.ecsv", args.overwrite)
+            print(f"wrote {p}")
+        return 0
+    bands = [b.strip() for b in args.bands.split(",") if b.strip()]
+    table, examples = evaluate(methods, n=args.n, split=args.split, bands=bands,
+                               start=args.start, shards=args.shards,
+                               stamp_arcsec=args.stamp_arcsec, device=args.device,
+                               keep_examples=args.examples if out is not None else 0,
+                               progress=not args.no_progress)
+    summary = summarize(table)
+    print(f"{args.n} {args.split} scenes x {len(bands)} band(s); median / 90th percentile per "
+          f"method (psnr, ssim vs truth; chi2 vs SDSS; hf_power vs DECaLS-like):")
+    print(format_summary(summary))
+    if out is not None:
+        for name, t in (("evaluate_images.ecsv", table), ("evaluate_summary.ecsv", summary)):
+            print(f"wrote {_write_table(t, out / name, args.overwrite)}")
+        if examples:
+            print(f"wrote {make_figure(examples, methods, out / 'evaluate.png')}")
+    return 0

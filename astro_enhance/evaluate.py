@@ -1,0 +1,450 @@
+"""Benchmark enhancers on simulated SDSS / DECaLS pairs (or on one real pair).
+
+Every method runs through the production pipeline, `astro_enhance.pipeline.enhance_fits`, on
+SDSS images of the bench split (simulated on the fly from their seeds, or read back from
+shards written by `astro_enhance.simulate.write_shards`). Each output is compared with the
+noiseless truth and the DECaLS-like image of the same scene using `astro_enhance.metrics`:
+
+* ``psnr``, ``ssim``: against the truth, in the stretch ``asinh(x / (3 sigma_decals))``;
+* ``flux_error``: relative aperture flux within 2 half-light radii of the truth's galaxy;
+* ``chi2``: `~astro_enhance.metrics.consistency_chi2` against the SDSS image (true PSFs of the
+  scene, per-pixel SDSS noise including the source term, saturated pixels left out);
+* ``hf_power``: `~astro_enhance.metrics.hf_power_ratio` against the DECaLS-like image;
+* ``seconds``: wall time of the ``enhance_fits`` call.
+
+Two reference rows are added: ``sdss-input`` (the SDSS image on the DECaLS grid, no
+enhancement) and ``decals-like`` (the noisy DECaLS-like image itself).
+"""
+
+import math
+import time
+from pathlib import Path
+
+import numpy as np
+
+from .exceptions import InputError
+
+__all__ = ["evaluate", "evaluate_real", "summarize", "format_summary", "make_figure",
+           "METRICS", "REFERENCE_ROWS"]
+
+#: Metric columns of the per-image table.
+METRICS = ("psnr", "ssim", "flux_error", "chi2", "hf_power", "seconds")
+
+#: Reference rows added to every benchmark (not enhancers).
+REFERENCE_ROWS = ("sdss-input", "decals-like")
+
+
+def _scenes_from_simulation(seeds, bands, stamp_arcsec):
+    from .simulate import simulate_pair
+
+    for seed in seeds:
+        pair = simulate_pair(seed, bands=bands, stamp_arcsec=stamp_arcsec)
+        for b in bands:
+            yield dict(seed=seed, band=b, sdss=pair.sdss[b], truth=pair.truth[b].data,
+                       decals=pair.decals[b].data, input=pair.input[b].data,
+                       decals_wcs=pair.decals_wcs, sdss_wcs=pair.sdss_wcs,
+                       sigma_sdss=np.sqrt(pair.variance_sdss[b]),
+                       sigma_decals=pair.sigma_decals[b], mask=pair.saturated[b],
+                       psf_sdss=pair.psf_fwhm_sdss[b], psf_decals=pair.psf_fwhm_decals[b],
+                       center=(pair.galaxy["x_decals"], pair.galaxy["y_decals"]))
+
+
+def _scenes_from_shards(path, split, seeds, bands):
+    import astropy.units as u
+    from astropy.io import fits
+    from astropy.wcs import WCS
+
+    from .io import Image
+    from .simulate import _SDSS, read_shard
+
+    path = Path(path)
+    files = sorted(path.glob(f"{split}-*.npz")) if path.is_dir() else [path]
+    if not files:
+        raise InputError(f"no {split} shard in {path}; write some with 'astro-enhance simulate "
+                         f"--split {split} --out {path}'")
+    wanted = set(seeds)
+    for f in files:
+        z = read_shard(f)
+        for i in range(len(z["seed"])):
+            seed, b = int(z["seed"][i]), str(z["band"][i])
+            if seed not in wanted or b not in bands:
+                continue
+            sh = fits.Header.fromstring(str(z["sdss_header"][i]))
+            dh = fits.Header.fromstring(str(z["decals_header"][i]))
+            sw, dw = WCS(sh).celestial, WCS(dh).celestial
+            sd = z["sdss"][i]
+            # shards keep the sky sigma only: add the SDSS source term from the data
+            k = _SDSS[b]["nmgy"] / _SDSS[b]["gain"]
+            var = z["sigma_sdss"][i] ** 2 + k * np.clip(sd, 0, None)
+            yield dict(seed=seed, band=b, sdss=Image(data=sd, wcs=sw, unit=u.nanomaggy,
+                                                     header=sh),
+                       truth=z["truth"][i], decals=z["decals"][i], input=z["input"][i],
+                       decals_wcs=dw, sdss_wcs=sw, sigma_sdss=np.sqrt(var),
+                       sigma_decals=float(z["sigma_decals"][i]),
+                       mask=sd >= _SDSS[b]["sat"] - 1e-3,
+                       psf_sdss=float(z["psf_fwhm_sdss"][i]),
+                       psf_decals=float(z["psf_fwhm_decals"][i]), center=None)
+
+
+def _metrics(out, sc, seconds):
+    from .metrics import consistency_chi2, flux_error, hf_power_ratio, psnr, ssim
+
+    t, s = sc["truth"], sc["sigma_decals"]
+    row = dict(psnr=psnr(out, t, sigma=s), ssim=ssim(out, t, sigma=s))
+    try:
+        row["flux_error"] = flux_error(out, t, center=sc["center"])
+    except InputError:
+        row["flux_error"] = math.nan
+    row["chi2"] = consistency_chi2(out, sc["sdss"].data, sdss_wcs=sc["sdss_wcs"],
+                                   enhanced_wcs=sc["decals_wcs"], psf_sdss_fwhm=sc["psf_sdss"],
+                                   psf_out_fwhm=sc["psf_decals"], sigma_sdss=sc["sigma_sdss"],
+                                   mask=sc["mask"])
+    row["hf_power"] = hf_power_ratio(np.nan_to_num(out), sc["decals"])
+    row["seconds"] = seconds
+    return row
+
+
+def _as_grid(out_hdu, sc):
+    """Enhanced data on the scene's DECaLS grid (resampled only if the grids differ)."""
+    from astropy.wcs import WCS
+
+    data = np.asarray(out_hdu.data, dtype=np.float32)
+    w = WCS(out_hdu.header).celestial
+    ref = sc["decals_wcs"]
+    same = (data.shape == sc["truth"].shape
+            and np.allclose(w.wcs.crval, ref.wcs.crval, rtol=0, atol=1e-9)
+            and np.allclose(w.wcs.crpix, ref.wcs.crpix, rtol=0, atol=1e-6)
+            and np.allclose(w.pixel_scale_matrix, ref.pixel_scale_matrix, rtol=1e-9, atol=0))
+    if same:
+        return data
+    from .io import Image
+    from .resample import resample
+    img = Image(data=data, wcs=w, unit=None, header=out_hdu.header)
+    return resample(img, "decals", wcs_out=ref, shape_out=sc["truth"].shape,
+                    conserve_flux=False, return_type="image").data
+
+
+def evaluate(methods, *, n=200, split="bench", bands=("r",), start=None, shards=None,
+             stamp_arcsec=64.0, device="cpu", references=True, keep_examples=4,
+             progress=False):
+    """Run enhancers through the pipeline on simulated scenes and measure them.
+
+    Parameters
+    ----------
+    methods : sequence of str
+        Enhancer names (see ``astro-enhance list``).
+    n : int, optional
+        Number of scenes (seeds ``start .. start + n - 1`` of the split).
+    split : str, optional
+        Seed split, ``"bench"`` by default (see `astro_enhance.simulate.SPLITS`).
+    bands : sequence of str, optional
+        Bands evaluated for every scene.
+    start : int, optional
+        First seed (default: the split's first seed).
+    shards : str or path, optional
+        Read the scenes from shards in this directory instead of simulating them.
+    stamp_arcsec : float, optional
+        Scene size when simulating.
+    device : str, optional
+        Device for neural enhancers.
+    references : bool, optional
+        Add the ``sdss-input`` and ``decals-like`` reference rows.
+    keep_examples : int, optional
+        Keep the images of the first scenes for `make_figure`.
+    progress : bool, optional
+        Show a progress bar.
+
+    Returns
+    -------
+    table : `~astropy.table.Table`
+        One row per (method, seed, band) with the columns of `METRICS`.
+    examples : list of dict
+        Images of the first ``keep_examples`` scenes: ``truth``, ``decals``, ``input`` and one
+        entry per method, plus ``seed``, ``band`` and ``sigma_decals``.
+
+    Raises
+    ------
+    astro_enhance.SplitError
+        If the seeds leave the split.
+    astro_enhance.EnhancerError
+        If a method is unknown.
+
+    Examples
+    --------
+    >>> t, ex = evaluate(["bicubic"], n=1, stamp_arcsec=16, keep_examples=0)
+    >>> sorted(set(map(str, t["method"])))
+    ['bicubic', 'decals-like', 'sdss-input']
+    """
+    from astropy.table import Table
+
+    from .enhancers import get_enhancer
+    from .io import image_to_hdu
+    from .pipeline import enhance_fits
+    from .simulate import _check_bands, check_seeds
+
+    methods = [m.strip() for m in (methods.split(",") if isinstance(methods, str) else methods)
+               if m.strip()]
+    if not methods:
+        raise InputError("no method given; e.g. --methods bicubic,richardson-lucy")
+    for m in methods:
+        get_enhancer(m, device=device)  # unknown names fail before any work
+    bands = _check_bands(bands)
+    seeds = check_seeds(split, start=start, n=n)
+    scenes = (_scenes_from_shards(shards, split, seeds, bands) if shards is not None
+              else _scenes_from_simulation(seeds, bands, stamp_arcsec))
+    bar = None
+    if progress:
+        from tqdm import tqdm
+        bar = tqdm(total=len(seeds) * len(bands), unit="image")
+    rows, examples = [], []
+    for sc in scenes:
+        outs = {}
+        hdu = image_to_hdu(sc["sdss"])
+        for m in methods:
+            t0 = time.perf_counter()
+            hdul = enhance_fits(hdu, method=m, target="decals", device=device)
+            dt = time.perf_counter() - t0
+            out = _as_grid(hdul[0], sc)
+            outs[m] = out
+            rows.append(dict(method=m, seed=sc["seed"], band=sc["band"],
+                             **_metrics(out, sc, dt)))
+        if references:
+            for name, arr in (("sdss-input", sc["input"]), ("decals-like", sc["decals"])):
+                rows.append(dict(method=name, seed=sc["seed"], band=sc["band"],
+                                 **_metrics(arr, sc, math.nan)))
+        if len(examples) < keep_examples:
+            examples.append(dict(seed=sc["seed"], band=sc["band"], truth=sc["truth"],
+                                 decals=sc["decals"], input=sc["input"],
+                                 sigma_decals=sc["sigma_decals"], outputs=outs))
+        if bar is not None:
+            bar.update(1)
+    if bar is not None:
+        bar.close()
+    if not rows:
+        raise InputError("no scene found for these seeds and bands")
+    table = Table(rows=rows)
+    table.meta["split"] = split
+    table.meta["seeds"] = [seeds.start, seeds.stop]
+    return table, examples
+
+
+def summarize(table):
+    """Median and 90th percentile of every metric per method.
+
+    Parameters
+    ----------
+    table : `~astropy.table.Table`
+        Per-image table from `evaluate` or `evaluate_real`.
+
+    Returns
+    -------
+    `~astropy.table.Table`
+        One row per method (in order of first appearance): ``n`` and, for each metric ``m``,
+        ``m_median`` and ``m_p90`` (NaNs ignored; ``flux_error`` is summarised as its absolute
+        value, ``abs_flux_error``).
+
+    Examples
+    --------
+    >>> from astropy.table import Table
+    >>> t = Table(rows=[dict(method="a", psnr=30.0), dict(method="a", psnr=40.0)])
+    >>> float(summarize(t)["psnr_median"][0])
+    35.0
+    """
+    from astropy.table import Table
+
+    names = list(dict.fromkeys(str(m) for m in table["method"]))
+    metrics = [m for m in METRICS if m in table.colnames]
+    out = []
+    for name in names:
+        sub = table[table["method"] == name]
+        row = dict(method=name, n=len(sub))
+        for m in metrics:
+            v = np.asarray(sub[m], dtype=float)
+            key = m
+            if m == "flux_error":
+                v, key = np.abs(v), "abs_flux_error"
+            v = v[~np.isnan(v)]
+            med = float(np.median(v)) if v.size else math.nan
+            p90 = float(np.percentile(v, 90)) if v.size else math.nan
+            row[f"{key}_median"] = med
+            row[f"{key}_p90"] = p90
+        out.append(row)
+    return Table(rows=out)
+
+
+def format_summary(summary):
+    """The summary table as text: one line per method, ``median / p90`` per metric.
+
+    Parameters
+    ----------
+    summary : `~astropy.table.Table`
+        Output of `summarize`.
+
+    Returns
+    -------
+    str
+
+    Examples
+    --------
+    >>> from astropy.table import Table
+    >>> t = Table(rows=[dict(method="a", psnr=30.0), dict(method="a", psnr=40.0)])
+    >>> print(format_summary(summarize(t)))  # doctest: +NORMALIZE_WHITESPACE
+    method        n        psnr
+    a             2   35 / 39
+    """
+    keys = [c[:-len("_median")] for c in summary.colnames if c.endswith("_median")]
+    short = {"abs_flux_error": "|flux_err|", "seconds": "s/image"}
+
+    def fmt(v):
+        v = float(v)
+        return f"{v:.3g}" if np.isfinite(v) else "-"
+
+    head = f"{'method':14s}{'n':>3s} " + "".join(f"{short.get(k, k):>19s}" for k in keys)
+    lines = [head]
+    for r in summary:
+        cells = "".join(f"{fmt(r[k + '_median']) + ' / ' + fmt(r[k + '_p90']):>19s}"
+                        for k in keys)
+        lines.append(f"{str(r['method']):14s}{int(r['n']):3d} " + cells)
+    return "\n".join(lines)
+
+
+def make_figure(examples, methods, path):
+    """Figure: rows SDSS input, each method, truth, DECaLS-like; columns example scenes.
+
+    Parameters
+    ----------
+    examples : list of dict
+        From `evaluate`.
+    methods : sequence of str
+        Method rows, in order.
+    path : str or path
+        PNG to write.
+
+    Returns
+    -------
+    pathlib.Path
+    """
+    import matplotlib
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    rows = ["input"] + list(methods) + ["truth", "decals"]
+    labels = {"input": "SDSS input (resampled)", "truth": "truth (noiseless)",
+              "decals": "DECaLS-like"}
+    ncol = max(1, len(examples))
+    fig, axes = plt.subplots(len(rows), ncol, figsize=(2.4 * ncol + 1.2, 2.4 * len(rows)),
+                             squeeze=False)
+    for j, ex in enumerate(examples):
+        soft = 3.0 * ex["sigma_decals"]
+        hi = np.arcsinh(np.nanpercentile(ex["truth"], 99.8) / soft)
+        for i, r in enumerate(rows):
+            arr = ex["outputs"][r] if r in ex["outputs"] else ex[r]
+            ax = axes[i, j]
+            ax.imshow(np.arcsinh(arr / soft), origin="lower", cmap="gray", vmin=-1.0, vmax=hi)
+            ax.set_xticks([])
+            ax.set_yticks([])
+            if j == 0:
+                ax.set_ylabel(labels.get(r, r), fontsize=9)
+            if i == 0:
+                ax.set_title(f"seed {ex['seed']} {ex['band']}", fontsize=9)
+    fig.suptitle("asinh(x / 3 sigma_DECaLS), same limits per column", fontsize=9)
+    fig.tight_layout()
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fig.savefig(path, dpi=80)
+    plt.close(fig)
+    return path
+
+
+def evaluate_real(sdss, decals, methods, *, device="cpu", band=None):
+    """Evaluate enhancers on a real SDSS image against a real DECaLS image of the same sky.
+
+    Each method's output (and the unenhanced SDSS input) lies on the DECaLS grid that the
+    pipeline derives from the SDSS WCS; the DECaLS image is resampled onto that grid by WCS.
+    Because the two surveys' calibrations, backgrounds and PSFs differ, every output is first
+    matched to the DECaLS image in scale and offset (least squares ``a * out + b``) before
+    PSNR/SSIM/HF power, which use the DECaLS image as the reference and its measured noise in
+    the stretch. ``flux_error`` is measured on the unmatched output against the DECaLS image
+    (aperture around the brightest central source); ``chi2`` against the SDSS image with the
+    surveys' typical PSFs and the SDSS image's measured noise.
+
+    Parameters
+    ----------
+    sdss, decals : path, HDU or `~astro_enhance.io.Image`
+        The SDSS image (nanomaggies per pixel) and an overlapping calibrated, sky-subtracted
+        DECaLS image (e.g. a Legacy Surveys coadd cutout).
+    methods : sequence of str
+        Enhancer names.
+    device : str, optional
+        Device for neural enhancers.
+    band : str, optional
+        Band (default from the SDSS header).
+
+    Returns
+    -------
+    `~astropy.table.Table`
+        One row per method plus ``sdss-input``: psnr, ssim, flux_error, chi2, hf_power,
+        seconds, and the matching coefficients ``scale`` and ``offset``.
+
+    Raises
+    ------
+    astro_enhance.InputError
+        If the two images do not overlap.
+    """
+    from astropy.table import Table
+
+    from .io import read_image
+    from .metrics import consistency_chi2, flux_error, hf_power_ratio, psnr, ssim
+    from .normalize import estimate_noise
+    from .pipeline import enhance_fits
+    from .resample import resample
+    from .surveys import get_survey
+
+    s_img = read_image(sdss)
+    d_img = read_image(decals)
+    band = band or str(s_img.header.get("FILTER", "r")).strip()[:1] or "r"
+    methods = [m.strip() for m in (methods.split(",") if isinstance(methods, str) else methods)
+               if m.strip()]
+    runs = {}
+    grid = None
+    for m in methods:
+        t0 = time.perf_counter()
+        hdul = enhance_fits(s_img, method=m, target="decals", device=device)
+        runs[m] = (np.asarray(hdul[0].data, dtype=np.float64), time.perf_counter() - t0)
+        grid = hdul[0].header
+    base = resample(s_img, "decals", return_type="image")
+    if grid is None:
+        grid = base.wcs.to_header()
+    from astropy.wcs import WCS
+    gw = WCS(grid).celestial
+    shape = base.shape
+    ref = resample(d_img, "decals", wcs_out=gw, shape_out=shape, return_type="image").data
+    ref = np.asarray(ref, dtype=np.float64)
+    if not np.isfinite(ref).any():
+        raise InputError("the SDSS and DECaLS images do not overlap on the sky; check the WCSs")
+    sig_ref = estimate_noise(ref, mask=~np.isfinite(ref))
+    sig_s = estimate_noise(s_img.data, mask=s_img.mask)
+    s_sv, d_sv = get_survey("sdss"), get_survey("decals")
+    runs["sdss-input"] = (np.asarray(base.data, dtype=np.float64), math.nan)
+    rows = []
+    for name, (out, dt) in runs.items():
+        good = np.isfinite(out) & np.isfinite(ref)
+        a_mat = np.c_[out[good], np.ones(good.sum())]
+        (a, b), *_ = np.linalg.lstsq(a_mat, ref[good], rcond=None)
+        matched = np.where(good, a * out + b, np.nan)
+        r_f = np.where(good, ref, np.nan)
+        row = dict(method=name, psnr=psnr(matched, r_f, sigma=sig_ref),
+                   ssim=ssim(matched, r_f, sigma=sig_ref))
+        try:
+            row["flux_error"] = flux_error(np.where(good, out, 0), np.where(good, ref, 0))
+        except InputError:
+            row["flux_error"] = math.nan
+        row["chi2"] = consistency_chi2(
+            out, s_img.data, sdss_wcs=s_img.wcs, enhanced_wcs=gw,
+            psf_sdss_fwhm=s_sv.psf_fwhm.get(band, 1.32),
+            psf_out_fwhm=d_sv.psf_fwhm.get(band, 1.18), sigma_sdss=sig_s, mask=s_img.mask)
+        row["hf_power"] = hf_power_ratio(np.nan_to_num(matched), np.nan_to_num(r_f))
+        row["seconds"] = dt
+        row["scale"], row["offset"] = float(a), float(b)
+        rows.append(row)
+    return Table(rows=rows)

@@ -1,0 +1,94 @@
+"""Tests of the enhancer benchmark (astro_enhance.evaluate and the evaluate subcommand)."""
+
+import numpy as np
+import pytest
+
+from astro_enhance import EnhancerError, SplitError
+from astro_enhance.cli import main
+from astro_enhance.evaluate import evaluate, evaluate_real, format_summary, summarize
+from astro_enhance.simulate import simulate_pair, write_shards
+
+
+@pytest.fixture(scope="module")
+def result():
+    return evaluate(["bicubic"], n=2, stamp_arcsec=20, keep_examples=1)
+
+
+def test_table_rows_and_reference_rows(result):
+    table, examples = result
+    assert list(dict.fromkeys(table["method"])) == ["bicubic", "sdss-input", "decals-like"]
+    assert len(table) == 6
+    assert set(table["seed"]) == {20_000_000, 20_000_001}
+    bic = table[table["method"] == "bicubic"]
+    ref = table[table["method"] == "sdss-input"]
+    # bicubic is the pipeline's resampling only: identical to the SDSS input on the grid
+    assert np.allclose(bic["psnr"], ref["psnr"])
+    assert (bic["seconds"] > 0).all()
+    dec = table[table["method"] == "decals-like"]
+    assert (dec["psnr"] > bic["psnr"]).all()
+    assert np.allclose(dec["hf_power"], 1.0)
+    assert np.all(np.abs(dec["chi2"] - 1) < 0.2)
+    # an output carrying the SDSS noise itself reproduces that noise: chi2 well below 1
+    assert (ref["chi2"] < 0.8).all()
+    assert len(examples) == 1 and "bicubic" in examples[0]["outputs"]
+
+
+def test_summary_median_and_p90(result):
+    table, _ = result
+    s = summarize(table)
+    row = s[s["method"] == "bicubic"][0]
+    v = np.asarray(table[table["method"] == "bicubic"]["psnr"])
+    assert row["psnr_median"] == pytest.approx(np.median(v))
+    assert row["psnr_p90"] == pytest.approx(np.percentile(v, 90))
+    assert "abs_flux_error_median" in s.colnames and "seconds_p90" in s.colnames
+    text = format_summary(s)
+    assert text.splitlines()[0].split()[:3] == ["method", "n", "psnr"]
+    assert len(text.splitlines()) == 4
+
+
+def test_errors():
+    with pytest.raises(SplitError):
+        evaluate(["bicubic"], n=1, split="bench", start=3)
+    with pytest.raises(EnhancerError):
+        evaluate(["no-such-method"], n=1)
+
+
+def test_shards_give_the_same_images(tmp_path, result):
+    write_shards(tmp_path, n=1, split="bench", bands="r", stamp_arcsec=20)
+    t, _ = evaluate(["bicubic"], n=1, shards=tmp_path, keep_examples=0, references=False)
+    ref = result[0]
+    ref = ref[(ref["method"] == "bicubic") & (ref["seed"] == 20_000_000)][0]
+    assert t["psnr"][0] == pytest.approx(ref["psnr"], rel=1e-6)
+    assert t["ssim"][0] == pytest.approx(ref["ssim"], rel=1e-6)
+    assert t["chi2"][0] == pytest.approx(ref["chi2"], rel=0.2)  # approximate variance map
+
+
+def test_cli_writes_tables_and_figure(tmp_path, capsys):
+    args = ["evaluate", "--methods", "bicubic", "--n", "1", "--stamp-arcsec", "16",
+            "--out", str(tmp_path), "--no-progress", "--examples", "1"]
+    assert main(args) == 0
+    out = capsys.readouterr().out
+    assert "bicubic" in out and "decals-like" in out
+    for name in ("evaluate_images.ecsv", "evaluate_summary.ecsv", "evaluate.png"):
+        assert (tmp_path / name).stat().st_size > 0
+    assert main(args) == 2  # exists, no --overwrite
+    assert "exists" in capsys.readouterr().err
+
+
+def test_real_pair_from_fits(tmp_path):
+    from astro_enhance.io import image_to_hdu, write_fits
+
+    p = simulate_pair(20_000_005, bands="r", stamp_arcsec=24)
+    sf, df = tmp_path / "sdss.fits", tmp_path / "decals.fits"
+    write_fits(image_to_hdu(p.sdss["r"]), sf)
+    # a "DECaLS" image with another calibration and a background offset
+    dec = p.decals["r"]
+    dec2 = type(dec)(data=(2.0 * dec.data + 0.05).astype(np.float32), wcs=dec.wcs,
+                     unit=dec.unit, header=dec.header)
+    write_fits(image_to_hdu(dec2), df)
+    t = evaluate_real(sf, df, ["bicubic"])
+    assert list(t["method"]) == ["bicubic", "sdss-input"]
+    # scale + offset matching finds the calibration difference
+    assert t["scale"][0] == pytest.approx(2.0, rel=0.3)
+    assert np.isfinite(t["psnr"]).all() and (t["ssim"] > 0).all()
+    assert t["psnr"][0] == pytest.approx(t["psnr"][1], abs=1e-6)
