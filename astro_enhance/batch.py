@@ -503,6 +503,19 @@ class BatchResult:
         Wall-clock time of the run, cluster start-up included.
     n_workers : int
         Number of dask workers used (0 when nothing had to be processed).
+
+    Examples
+    --------
+    >>> from pathlib import Path
+    >>> from astro_enhance.batch import BatchResult
+    >>> r = BatchResult(records=[{"input": "/d/a.fits", "output": "a_enhanced.fits",
+    ...                           "status": "ok"},
+    ...                          {"input": "/d/b.fits", "output": "b_enhanced.fits",
+    ...                           "status": "failed", "error_type": "WCSError",
+    ...                           "error": "no celestial WCS"}],
+    ...                 output_dir=Path("out"), manifest=Path("out/batch_manifest.jsonl"))
+    >>> r.n_ok, r.n_failed, r.exit_code
+    (1, 1, 1)
     """
 
     records: list
