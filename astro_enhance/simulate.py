@@ -15,6 +15,11 @@ sky position):
 training time what it sees in production. Every number chosen here, and where it comes from,
 is listed in ``docs/simulator.rst``.
 
+PSF sizes (``psf_fwhm_*``) are *effective* FWHMs, as SDSS (psField ``psf_width``) and the
+Legacy Surveys (``psfsize``) quote seeing: the FWHM of the Gaussian with the same
+noise-equivalent area; the rendered Moffat cores are about 0.8 times narrower
+(`moffat_core_fwhm`).
+
 Seeds are split into disjoint ranges (`SPLITS`) so that training and benchmark scenes never
 overlap; the same seed always gives the same bytes.
 """
@@ -399,8 +404,8 @@ def _structure_image(gal, band_fluxes, ds):
     disk = np.exp(-r / h)
     if gal["arm_frac"] > 0:
         rs = np.maximum(r, 0.05 * h)
-        phase = gal["arm_m"] * (theta - np.log(rs / h) / math.tan(math.radians(gal["arm_pitch_deg"]))
-                                + gal["arm_phase"])
+        tan_pitch = math.tan(math.radians(gal["arm_pitch_deg"]))
+        phase = gal["arm_m"] * (theta - np.log(rs / h) / tan_pitch + gal["arm_phase"])
         pattern = (0.5 * (1 + np.cos(phase))) ** gal["arm_sharp"]
         taper = 1.0 - np.exp(-(r / (0.6 * h)) ** 2)
         arms = disk * pattern * taper

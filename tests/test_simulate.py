@@ -235,7 +235,6 @@ def test_degrade_real_decam_image():
     f = REAL / "decam" / "testcase9" / "images" / "c4d_141029_043420_ooi_r_ls9.N26.fits"
     if not f.exists():
         pytest.skip("real DECam test data absent")
-    from astro_enhance.io import read_image
     img = decam_to_nanomaggies(f, band="r")
     assert str(img.unit) in ("nmgy", "nanomaggy")
     assert abs(np.nanmedian(img.data)) < 3 * estimate_noise(img.data)
