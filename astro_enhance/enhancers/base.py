@@ -204,8 +204,8 @@ class Enhancer(ABC):
     def to(self, device):
         """Move the enhancer to a device.
 
-        Classical enhancers always compute on the CPU with numpy; the request is recorded
-        but nothing moves.
+        The default implementation (classical enhancers) computes on the CPU with numpy
+        whatever is asked, so ``device`` stays ``"cpu"`` (and provenance says so).
 
         Parameters
         ----------
@@ -216,7 +216,7 @@ class Enhancer(ABC):
         -------
         self
         """
-        self.device = "cpu" if device in (None, "auto") else device
+        self.device = "cpu"
         return self
 
     def enhance(self, data, *, noise=None, rng=None):
