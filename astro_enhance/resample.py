@@ -490,6 +490,9 @@ def resample(image, target="decals", *, method="interp", order="bicubic", conser
                                                    fits.PrimaryHDU, fits.ImageHDU,
                                                    fits.CompImageHDU)))
     img = image if isinstance(image, Image) else read_image(image)
+    if img.wcs is None or not getattr(img.wcs, "has_celestial", False):
+        raise WCSError("the image has no celestial WCS: set Image.wcs or pass a FITS input with "
+                       "a sky WCS")
     if img.data.ndim != 2:
         raise InputError(f"the image must be 2-D, got shape {img.data.shape}")
 

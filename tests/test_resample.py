@@ -14,7 +14,8 @@ from astropy.wcs.utils import proj_plane_pixel_scales
 from scipy.special import erf
 
 from astro_enhance import Image, read_image
-from astro_enhance.exceptions import AstroEnhanceWarning, InputError, SurveyError, UnitError
+from astro_enhance.exceptions import (AstroEnhanceWarning, InputError, SurveyError, UnitError,
+                                      WCSError)
 from astro_enhance.resample import flux_scaling, resample, target_wcs
 
 SDSS_SCALE, DECALS_SCALE = 0.396, 0.262
@@ -293,6 +294,30 @@ def test_wcs_out_roundtrip_to_input_grid():
     c_small = small.wcs.pixel_to_world(34.5, 24.5)
     c_in = img.wcs.pixel_to_world(49.5, 49.5)
     assert c_small.separation(c_in).arcsec < 1e-6
+
+
+def test_galactic_output_grid():
+    """An output grid in another celestial frame: positions and fluxes still kept."""
+    hdu, sky, flux_true = _scene(shape=(160, 160), sip=True)
+    img = read_image(hdu)
+    centre = img.wcs.pixel_to_world(79.5, 79.5).galactic
+    w = WCS(naxis=2)
+    w.wcs.ctype = ["GLON-TAN", "GLAT-TAN"]
+    w.wcs.crval = [centre.l.deg, centre.b.deg]
+    w.wcs.crpix = [150.5, 150.5]
+    w.wcs.cd = np.diag([-1, 1]) * DECALS_SCALE / 3600
+    out = resample(img, "decals", wcs_out=w, shape_out=(300, 300))
+    inside = np.array([0 < x < 299 and 0 < y < 299
+                       for x, y in zip(*w.world_to_pixel(sky))])
+    inner = inside & np.array([15 < x < 285 and 15 < y < 285
+                               for x, y in zip(*w.world_to_pixel(sky))])
+    measured, flux = _measure(out, sky[inner], box=15, radius=12.0)
+    offsets = measured.separation(sky[inner]).arcsec / DECALS_SCALE
+    assert inner.sum() >= 9
+    assert np.median(offsets) <= 0.05 and offsets.max() <= 0.1
+    np.testing.assert_allclose(flux / flux_true[inner], 1, atol=0.01)
+    with pytest.raises(WCSError, match="no celestial WCS"):
+        resample(Image(data=img.data, wcs=None))
 
 
 @pytest.mark.parametrize("method", ["adaptive", "exact"])
