@@ -299,12 +299,12 @@ def format_summary(summary):
         v = float(v)
         return f"{v:.3g}" if np.isfinite(v) else "-"
 
-    head = f"{'method':14s}{'n':>3s} " + "".join(f"{short.get(k, k):>19s}" for k in keys)
+    head = f"{'method':16s}{'n':>4s} " + "".join(f"{short.get(k, k):>19s}" for k in keys)
     lines = [head]
     for r in summary:
         cells = "".join(f"{fmt(r[k + '_median']) + ' / ' + fmt(r[k + '_p90']):>19s}"
                         for k in keys)
-        lines.append(f"{str(r['method']):14s}{int(r['n']):3d} " + cells)
+        lines.append(f"{str(r['method']):16s}{int(r['n']):4d} " + cells)
     return "\n".join(lines)
 
 
