@@ -129,6 +129,17 @@ def enhance_fits(data, method=None, *, target="decals", device="auto", remove_st
     >>> hdul[0].header["AE_METH"]
     'bicubic'
     """
+    hdul, _ = _enhance(data, method, target=target, device=device, remove_stars=remove_stars,
+                       tile_size=tile_size, overlap=overlap, weights=weights, samples=samples,
+                       rng=rng, progress=progress, hdu=hdu, conserve_flux=conserve_flux,
+                       north_up=north_up)
+    return hdul
+
+
+def _enhance(data, method=None, *, target="decals", device="auto", remove_stars=False,
+             tile_size=None, overlap=None, weights=None, samples=1, rng=None, progress=False,
+             hdu=None, conserve_flux=None, north_up=False):
+    # The pipeline itself; also returns the resampled input (used for previews).
     from .enhancers import get_enhancer
 
     samples = int(samples)
@@ -220,7 +231,7 @@ def enhance_fits(data, method=None, *, target="decals", device="auto", remove_st
         except Exception as exc:  # noqa: BLE001 - the image matters more than the table
             warnings.warn(f"star catalogue not stored in the output: {exc}",
                           AstroEnhanceWarning)
-    return hdul
+    return hdul, resampled
 
 
 def _plain_table(catalog):

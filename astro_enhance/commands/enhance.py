@@ -36,7 +36,7 @@ def run(args):
 
     from ..exceptions import OutputExistsError
     from ..io import write_fits
-    from ..pipeline import enhance_fits
+    from ..pipeline import _enhance
 
     out = Path(args.output)
     if out.exists() and not args.overwrite:
@@ -44,22 +44,19 @@ def run(args):
     hdu = args.hdu
     if hdu is not None and str(hdu).lstrip("-").isdigit():
         hdu = int(hdu)
-    hdul = enhance_fits(args.input, args.method, target=args.target, device=args.device,
-                        remove_stars=args.remove_stars, tile_size=args.tile_size,
-                        overlap=args.overlap, weights=args.weights, samples=args.samples,
-                        rng=args.seed, progress=not args.no_progress, hdu=hdu,
-                        north_up=args.north_up)
+    hdul, resampled = _enhance(args.input, args.method, target=args.target, device=args.device,
+                               remove_stars=args.remove_stars, tile_size=args.tile_size,
+                               overlap=args.overlap, weights=args.weights,
+                               samples=args.samples, rng=args.seed,
+                               progress=not args.no_progress, hdu=hdu, north_up=args.north_up)
     write_fits(hdul, out, overwrite=args.overwrite)
     h = hdul[0].header
     print(f"wrote {out}: method {h.get('AE_METH')}, {h['NAXIS1']}x{h['NAXIS2']} px, "
-          f"flux ratio {h.get('AE_FLUXR')}, chi2 {h.get('AE_CHI2', 'n/a')}")
+          f"flux ratio {h.get('AE_FLUXR')}, consistency chi2 {_fmt(h.get('AE_CHI2'))}")
     if args.preview:
-        from ..io import read_image
-        from ..resample import resample
         from ..visualization import save_preview
 
-        before = resample(read_image(args.input, hdu=hdu), target=args.target,
-                          return_type="image", north_up=args.north_up).data
+        before = resampled.data
         after = hdul[0].data
         save_preview(args.preview,
                      [("input (resampled)", before), (f"enhanced ({h.get('AE_METH')})", after),
@@ -68,3 +65,10 @@ def run(args):
                      unit=h.get("BUNIT"))
         print(f"wrote preview {args.preview}")
     return 0
+
+
+def _fmt(value):
+    try:
+        return f"{float(value):.3f}"
+    except (TypeError, ValueError):
+        return "n/a"
