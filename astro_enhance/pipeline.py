@@ -175,9 +175,13 @@ def _enhance(data, method=None, *, target="decals", device="auto", remove_stars=
     outs = []
     for _ in range(samples):
         outs.append(enhancer.enhance(work, rng=rng))
-    stack = np.stack(outs).astype(np.float32)
-    out = stack.mean(axis=0) if samples > 1 else stack[0]
-    std = stack.std(axis=0, ddof=1) if samples > 1 else None
+    if samples > 1:
+        stack = np.stack(outs).astype(np.float64)
+        out = stack.mean(axis=0).astype(np.float32)
+        std = stack.std(axis=0, ddof=1).astype(np.float32)
+        del stack
+    else:
+        out, std = np.asarray(outs[0], dtype=np.float32), None
     out = np.where(footprint, out, np.nan).astype(np.float32)
 
     # Diagnostics: total-flux ratio and consistency with the input.
