@@ -160,17 +160,17 @@ def test_tiny_gan_run_and_export_roundtrip(shard_dir, tmp_path):
         sides = {row["side"] for row in csv.DictReader(fh)}
     assert "critic" in sides and "generator" in sides
 
-    weights = pytest.importorskip("astro_enhance.weights")
+    from astro_enhance import weights
+    from astro_enhance.enhancers import TorchEnhancer
     from astro_enhance.training import export_weights
     path = export_weights(tmp_path / "g", tmp_path / "export" / "gan")
     state, side = weights.load_weights(path)
     assert side["architecture"] == "unet" and side["training"]["steps"] == 30
     assert side["data"]["seeds"] == [0, 7]
     assert len(side["training"]["loss_log"]) >= 2
-    enh = pytest.importorskip("astro_enhance.enhancers")
-    if not hasattr(enh, "TorchEnhancer"):
-        pytest.skip("astro_enhance.enhancers.TorchEnhancer not written yet (helper B)")
-    e = enh.TorchEnhancer.from_weights(path, device="cpu")
+    assert side["info"]["size_multiple"] == 4
+    e = TorchEnhancer.from_weights(path, device="cpu")
+    assert e.info.name == "gan" and e.info.weights_sha256 == side["sha256"]
     img = np.random.default_rng(0).normal(0, 1, (40, 40)).astype(np.float32)
     out = e.enhance(img)
     assert out.shape == img.shape and np.isfinite(out).all()

@@ -165,10 +165,17 @@ def evaluate_quick(model, dataset, *, target, n=16, size=None):
 
 
 def _hf_ratio(model, dataset, *, target, n=8):
-    """High-frequency power of output over target (radial frequency > 0.25 cycles/px)."""
+    """Median high-frequency power ratio of output over target, in linear units.
+
+    Uses `astro_enhance.metrics.hf_power_ratio` (radial power above 0.15 cycles/px) on the
+    un-stretched images, as ``astro-enhance evaluate`` does.
+    """
     torch = _torch()
+    from ..metrics import hf_power_ratio
+    from ..normalize import asinh_unstretch
     mult = getattr(model, "size_multiple", 8)
-    num = den = 0.0
+    ratios = []
+    was_training = model.training
     model.eval()
     with torch.no_grad():
         for i in range(min(n, len(dataset))):
@@ -177,13 +184,11 @@ def _hf_ratio(model, dataset, *, target, n=8):
             x = x[:ny, :nx]
             t = dataset.y[target][i][:ny, :nx]
             out = model(_to_t(x)[None, None])[0, 0].numpy()
-            fy = np.fft.fftfreq(ny)[:, None]
-            fx = np.fft.fftfreq(nx)[None, :]
-            hf = np.hypot(fy, fx) > 0.25
-            num += float((np.abs(np.fft.fft2(out)) ** 2)[hf].sum())
-            den += float((np.abs(np.fft.fft2(t)) ** 2)[hf].sum())
-    model.train()
-    return num / den if den > 0 else float("nan")
+            sig = dataset.sigma[i]
+            ratios.append(hf_power_ratio(asinh_unstretch(out, sig), asinh_unstretch(t, sig)))
+    if was_training:
+        model.train()
+    return float(np.median(ratios)) if ratios else float("nan")
 
 
 def _save_samples(path, model, dataset, *, target, n=4, size=128):
@@ -495,7 +500,8 @@ def _train(data, out, *, kind, recipe, minutes, resume, val, threads, progress,
     log = _CSVLog(out / "loss_log.csv", fields, append=resume)
     vlog = _CSVLog(out / "val_log.csv", ["step", "elapsed", "psnr_model", "psnr_input",
                                          "psnr_gain", "flux_err_median", "flux_err_p90",
-                                         "flux_err_input_median", "hf_ratio"], append=resume)
+                                         "flux_err_input_median", "hf_ratio",
+                                         "psnr_gain_truth"], append=resume)
 
     total = int(recipe["steps"])
     budget = None if minutes is None else float(minutes) * 60.0
@@ -531,6 +537,9 @@ def _train(data, out, *, kind, recipe, minutes, resume, val, threads, progress,
         res = evaluate_quick(eval_model(), vds, target=target, n=16)
         if kind == "gan":
             res["hf_ratio"] = _hf_ratio(eval_model(), vds, target=target, n=8)
+            if "truth" in vds.y and target != "truth":
+                rt = evaluate_quick(eval_model(), vds, target="truth", n=16)
+                res["psnr_gain_truth"] = rt["psnr_gain"]
         res.update(step=step, elapsed=elapsed + (time.monotonic() - t_start))
         vlog.write(res)
         return res
