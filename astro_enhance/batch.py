@@ -776,12 +776,8 @@ def run_batch(inputs, output_dir, *, method=None, client=None, n_workers=None, r
     """
     t_start = time.perf_counter()
     out_dir = Path(output_dir).expanduser().absolute()
-    try:
-        out_dir.mkdir(parents=True, exist_ok=True)
-    except OSError as exc:
-        raise OutputError(f"cannot create the output directory {out_dir}: {exc}") from exc
-    if not os.access(out_dir, os.W_OK):
-        raise OutputError(f"output directory {out_dir} is not writable; choose another one")
+    # Every check that needs no output directory comes first, so that a wrong command line
+    # leaves nothing behind (not even an empty directory).
     paths = expand_inputs(inputs, out_dir)
     _check_options(enhance_options)
     if n_workers is not None and int(n_workers) < 1:
@@ -794,6 +790,12 @@ def run_batch(inputs, output_dir, *, method=None, client=None, n_workers=None, r
     names = list(list_enhancers()["name"])
     if method not in names:
         get_enhancer(method)  # raises EnhancerError naming the known enhancers
+    try:
+        out_dir.mkdir(parents=True, exist_ok=True)
+    except OSError as exc:
+        raise OutputError(f"cannot create the output directory {out_dir}: {exc}") from exc
+    if not os.access(out_dir, os.W_OK):
+        raise OutputError(f"output directory {out_dir} is not writable; choose another one")
     rng = enhance_options.pop("rng", None)
     if isinstance(rng, np.random.Generator):
         rng = int(rng.integers(2**62))
@@ -812,12 +814,7 @@ def run_batch(inputs, output_dir, *, method=None, client=None, n_workers=None, r
     manifest = _Manifest(out_dir / MANIFEST_NAME)
     cluster = own_client = None
     try:
-        for name in os.listdir(out_dir):  # temporaries of a killed run (we hold the lock)
-            if _TEMP_RE.match(name):
-                try:
-                    os.unlink(out_dir / name)
-                except OSError:
-                    pass
+        _remove_temporaries(out_dir)  # of a killed run (we hold the lock)
         done = {}
         for rec in _read_records(manifest.path):
             if rec.get("event") == "file" and rec.get("status") in _DONE:
@@ -881,22 +878,41 @@ def run_batch(inputs, output_dir, *, method=None, client=None, n_workers=None, r
             _run_tasks(dask_client, todo, out_dir, method, options, rng, torch_threads,
                        run_id, config, records, manifest, progress, len(paths))
     finally:
-        manifest.close()
-        if own_client is not None:
-            try:
-                own_client.close()
-            except Exception:  # noqa: BLE001 - closing must not hide the real error
-                pass
-        if cluster is not None:
-            try:
-                cluster.close()
-            except Exception:  # noqa: BLE001
-                pass
+        try:
+            if own_client is not None:
+                try:
+                    own_client.close()
+                except Exception:  # noqa: BLE001 - closing must not hide the real error
+                    pass
+            if cluster is not None:
+                try:
+                    cluster.close()
+                except Exception:  # noqa: BLE001
+                    pass
+                # Our workers are gone: a file they were writing when the run was interrupted
+                # (Ctrl-C, SIGTERM) is incomplete and is removed now, not at the next run.
+                _remove_temporaries(out_dir)
+        finally:
+            manifest.close()
 
     return BatchResult(records=[records[p] for p in paths], output_dir=out_dir,
                        manifest=out_dir / MANIFEST_NAME,
                        seconds=time.perf_counter() - t_start, n_workers=used_workers,
                        run_id=run_id, method=method)
+
+
+def _remove_temporaries(out_dir):
+    """Remove the temporary files of unfinished outputs (call only while holding the lock)."""
+    try:
+        names = os.listdir(out_dir)
+    except OSError:
+        return
+    for name in names:
+        if _TEMP_RE.match(name):
+            try:
+                os.unlink(os.path.join(out_dir, name))
+            except OSError:
+                pass
 
 
 def _version():

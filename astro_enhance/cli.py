@@ -8,7 +8,9 @@ traceback instead.
 
 import argparse
 import importlib
+import signal
 import sys
+import threading
 
 from .version import __version__
 
@@ -32,6 +34,18 @@ SUBCOMMANDS = [
 EXIT_ERROR = 2
 #: Exit code for an interrupted run (Ctrl-C).
 EXIT_INTERRUPTED = 130
+#: Exit code for a run stopped by SIGTERM (128 + 15).
+EXIT_TERMINATED = 143
+
+
+class _Terminated(KeyboardInterrupt):
+    """SIGTERM turned into an exception, so that cleanup code (``finally`` blocks, the
+    atomic writers' removal of their temporary files, closing a dask cluster) runs exactly
+    as for Ctrl-C instead of the process dying on the spot."""
+
+
+def _raise_terminated(signum, frame):
+    raise _Terminated()
 
 
 def _load_commands():
@@ -89,8 +103,14 @@ def main(argv=None):
         parser.print_help()
         return EXIT_ERROR
     debug = getattr(args, "debug", False)
+    # SIGTERM (kill, a batch system, a closing terminal) stops the run like Ctrl-C does.
+    in_main = threading.current_thread() is threading.main_thread()
+    old_term = signal.signal(signal.SIGTERM, _raise_terminated) if in_main else None
     try:
         return int(args._run(args) or 0)
+    except _Terminated:
+        print("astro-enhance: terminated (SIGTERM)", file=sys.stderr)
+        return EXIT_TERMINATED
     except KeyboardInterrupt:
         print("astro-enhance: interrupted", file=sys.stderr)
         return EXIT_INTERRUPTED
@@ -100,6 +120,9 @@ def main(argv=None):
         msg = " ".join(str(exc).split()) or exc.__class__.__name__
         print(f"astro-enhance: error: {msg} ({exc.__class__.__name__})", file=sys.stderr)
         return EXIT_ERROR
+    finally:
+        if in_main:
+            signal.signal(signal.SIGTERM, old_term if old_term is not None else signal.SIG_DFL)
 
 
 if __name__ == "__main__":  # pragma: no cover
