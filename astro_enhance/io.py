@@ -29,7 +29,12 @@ from .exceptions import (AstroEnhanceWarning, FITSReadError, InputError, NoImage
 from .version import __version__
 
 __all__ = ["Image", "read_image", "write_fits", "add_provenance", "image_to_hdu",
-           "parse_unit", "unit_to_bunit"]
+           "parse_unit", "unit_to_bunit", "MAX_PIXELS"]
+
+#: Largest number of pixels an input file may declare (and `~astro_enhance.resample` may
+#: make): 2**30, i.e. 4 GiB as float32. Larger requests fail at once with a clear message
+#: instead of trying to allocate the memory; raise it if you really have such images.
+MAX_PIXELS = 2 ** 30
 
 
 @dataclass
@@ -245,6 +250,7 @@ tuple or `Image`
             warnings.filterwarnings("ignore", message="File may have been truncated")
             with _open_fits(filename) as hdul:
                 hdu_obj, index = _select_hdu(hdul, hdu, filename)
+                _check_declared_size(hdu_obj, index, filename, hdul)
                 array = _load_data(hdu_obj, index, filename)
                 header = hdu_obj.header.copy()
                 wcs_full = wcs if wcs is not None else _wcs_from_header(header, hdul)
@@ -252,6 +258,7 @@ tuple or `Image`
     elif isinstance(data, fits.HDUList):
         filename = data.filename() if hasattr(data, "filename") else None
         hdu_obj, index = _select_hdu(data, hdu, filename)
+        _check_declared_size(hdu_obj, index, filename, data)
         array = _load_data(hdu_obj, index, filename)
         header = hdu_obj.header.copy()
         wcs_full = wcs if wcs is not None else _wcs_from_header(header, data)
@@ -419,6 +426,9 @@ def _open_fits(filename):
         raise FITSReadError(f"{filename!r} is empty (0 bytes): it is not a FITS file")
     try:
         return fits.open(filename, memmap=False)
+    except PermissionError as exc:
+        raise FITSReadError(f"cannot read {filename!r}: permission denied; check the file's "
+                            "permissions") from exc
     except (OSError, EOFError, ValueError, TypeError) as exc:
         if _looks_like_fits(filename):
             raise FITSReadError(f"{filename!r} is a truncated or corrupt FITS file ({exc}): "
@@ -488,6 +498,48 @@ def _select_hdu(hdul, hdu, filename):
                        "choose the HDU with hdu=")
 
 
+def _human_bytes(n):
+    for unit in ("bytes", "KiB", "MiB", "GiB", "TiB", "PiB"):
+        if n < 1024 or unit == "PiB":
+            return f"{n:.0f} {unit}" if unit == "bytes" else f"{n:.1f} {unit}"
+        n /= 1024.0
+
+
+def _check_declared_size(hdu_obj, index, filename, hdul):
+    """Fail fast, before any allocation, when the header declares more data than the file
+    holds (a corrupt or truncated file) or more pixels than `MAX_PIXELS`."""
+    where = f" of {filename!r}" if filename else ""
+    hdr = hdu_obj.header
+    try:
+        naxis = int(hdr.get("NAXIS", 0))
+        dims = [int(hdr.get(f"NAXIS{i}", 0)) for i in range(1, naxis + 1)]
+        bitpix = abs(int(hdr.get("BITPIX", 8)))
+    except (TypeError, ValueError) as exc:
+        raise FITSReadError(f"HDU {index}{where} has a corrupt NAXIS or BITPIX card ({exc}): "
+                            "the file is damaged") from exc
+    if not dims or any(d < 0 for d in dims):
+        return
+    npix = int(np.prod(dims, dtype=object))
+    shape_txt = " x ".join(str(d) for d in dims)
+    file_obj = getattr(hdul, "_file", None)
+    compressed = getattr(file_obj, "compression", None) or isinstance(hdu_obj, fits.CompImageHDU)
+    offset = getattr(hdu_obj, "_data_offset", None)
+    if filename and not compressed and offset is not None and os.path.isfile(filename):
+        have = os.path.getsize(filename) - offset
+        need = npix * bitpix // 8
+        if need > have:
+            raise FITSReadError(
+                f"{filename!r} is truncated or its header is corrupt: HDU {index} declares "
+                f"{shape_txt} pixels of {bitpix} bits ({_human_bytes(need)}) but the file holds "
+                f"only {_human_bytes(max(have, 0))} of data; download or write it again")
+    if npix > MAX_PIXELS:
+        raise InputError(
+            f"HDU {index}{where} declares {shape_txt} pixels ({_human_bytes(4 * npix)} as "
+            f"float32), more than astro_enhance processes in memory (MAX_PIXELS = "
+            f"{MAX_PIXELS}): cut it into smaller images (e.g. astropy.nddata.Cutout2D) or "
+            "raise astro_enhance.io.MAX_PIXELS")
+
+
 def _load_data(hdu_obj, index, filename):
     where = f" of {filename!r}" if filename else ""
     try:
@@ -554,14 +606,49 @@ def _as_float32(arr, header):
     return out
 
 
+#: WCS keywords that define the geometry: a value astropy cannot parse is an error, not a
+#: warning (astropy would silently use 0 or 1 instead, i.e. a wrong sky position or scale).
+_GEOMETRY_KEY = re.compile(r"^(CRVAL\d+|CRPIX\d+|CDELT\d+|CD\d+_\d+|PC\d+_\d+|CROTA\d+|"
+                           r"PV\d+_\d+|LONPOLE|LATPOLE) *=")
+
+
 def _wcs_from_header(header, hdul):
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore", FITSFixedWarning)
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always", FITSFixedWarning)
         try:
-            return WCS(header, fobj=hdul) if hdul is not None else WCS(header)
+            w = WCS(header, fobj=hdul) if hdul is not None else WCS(header)
         except Exception as exc:  # noqa: BLE001 - astropy raises many kinds here
             raise WCSError(f"the WCS in the header cannot be parsed ({exc}): fix the header or "
                            "pass wcs=") from exc
+    for item in caught:
+        text = str(item.message)
+        m = _GEOMETRY_KEY.match(text)
+        if issubclass(item.category, FITSFixedWarning) and m and "value was expected" in text:
+            card = text.split("\n")[0].split("/")[0].strip()
+            raise WCSError(f"the WCS keyword {m.group(1)} has a value that is not a number "
+                           f"({card}): fix the header or pass wcs=")
+        if not issubclass(item.category, FITSFixedWarning):
+            warnings.warn_explicit(item.message, item.category, item.filename, item.lineno)
+    _check_cd_matrix(header, w)
+    return w
+
+
+def _check_cd_matrix(header, w):
+    """wcslib replaces a zero row of a CD matrix by the unit matrix's (1 degree per pixel):
+    refuse a singular CD matrix of the celestial axes instead of silently using that."""
+    lng, lat = w.wcs.lng, w.wcs.lat
+    if lng < 0 or lat < 0 or not any(re.match(r"^CD\d+_\d+$", k) for k in header.keys()):
+        return
+    axes = (lng + 1, lat + 1)
+    try:
+        cd = np.array([[float(header.get(f"CD{i}_{j}", 0.0)) for j in axes] for i in axes])
+    except (TypeError, ValueError):
+        return  # a non-number was reported by the keyword check
+    det = np.linalg.det(cd)
+    if not np.isfinite(det) or det == 0:
+        what = "singular" if det == 0 else "not finite"
+        raise WCSError(f"the CD matrix of the celestial axes is {what} ({cd.tolist()}): fix "
+                       "the CD keywords or pass wcs=")
 
 
 def _celestial_from(wcs_like, full_ndim, *, source, header=None, kept=None):
@@ -595,6 +682,16 @@ def _celestial_from(wcs_like, full_ndim, *, source, header=None, kept=None):
     cel = w.celestial if w.naxis != 2 else w.deepcopy()
     if cel.naxis != 2:
         raise WCSError(f"the celestial WCS of {source} has {cel.naxis} axes, expected 2")
+    try:
+        det = float(np.linalg.det(cel.pixel_scale_matrix))
+    except Exception as exc:  # noqa: BLE001 - astropy raises many kinds on broken WCS
+        raise WCSError(f"the celestial WCS of {source} cannot be evaluated ({exc}): fix the "
+                       "header or pass wcs=") from exc
+    if not np.isfinite(det) or det == 0:
+        raise WCSError(f"the pixel-to-sky matrix of {source} (CD, or PC x CDELT) is "
+                       f"{'singular' if det == 0 else 'not finite'}: "
+                       f"{cel.pixel_scale_matrix.tolist()}; fix the CD/PC/CDELT keywords or "
+                       "pass wcs=")
     return cel
 
 
@@ -774,20 +871,7 @@ def write_fits(hdul_or_image, path, *, overwrite=False):
     """
     path = Path(path)
     hdul = _as_hdulist(hdul_or_image)
-    parent = path.parent if str(path.parent) else Path(".")
-    if not parent.exists():
-        raise OutputError(f"cannot write {str(path)!r}: directory {str(parent)!r} does not exist; "
-                          "create it first")
-    if not parent.is_dir():
-        raise OutputError(f"cannot write {str(path)!r}: {str(parent)!r} is not a directory")
-    if path.is_dir():
-        raise OutputError(f"cannot write {str(path)!r}: it is a directory; give a file name")
-    if path.exists() and not overwrite:
-        raise OutputExistsError(f"{str(path)!r} exists: choose another name or overwrite "
-                                "(overwrite=True, --overwrite)")
-    if not os.access(parent, os.W_OK):
-        raise OutputError(f"cannot write {str(path)!r}: directory {str(parent)!r} is not "
-                          "writable")
+    parent = _check_output_path(path, overwrite=overwrite)
     compress = path.suffix if path.suffix in (".gz", ".bz2") else ""
     tmp = None
     try:
@@ -830,6 +914,27 @@ def write_fits(hdul_or_image, path, *, overwrite=False):
             except OSError:
                 pass
     return path
+
+
+def _check_output_path(path, *, overwrite=False):
+    """Raise `OutputError` / `OutputExistsError` unless ``path`` can be written; return its
+    directory. Commands call it before long computations so that they fail at once."""
+    path = Path(path)
+    parent = path.parent if str(path.parent) else Path(".")
+    if not parent.exists():
+        raise OutputError(f"cannot write {str(path)!r}: directory {str(parent)!r} does not exist; "
+                          "create it first")
+    if not parent.is_dir():
+        raise OutputError(f"cannot write {str(path)!r}: {str(parent)!r} is not a directory")
+    if path.is_dir():
+        raise OutputError(f"cannot write {str(path)!r}: it is a directory; give a file name")
+    if path.exists() and not overwrite:
+        raise OutputExistsError(f"{str(path)!r} exists: choose another name or overwrite "
+                                "(overwrite=True, --overwrite)")
+    if not os.access(parent, os.W_OK):
+        raise OutputError(f"cannot write {str(path)!r}: directory {str(parent)!r} is not "
+                          "writable")
+    return parent
 
 
 def _as_hdulist(obj):

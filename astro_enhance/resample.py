@@ -200,6 +200,9 @@ def target_wcs(image, target="decals", *, north_up=False, pixel_scale=None):
         raise WCSError("the input's footprint cannot be projected: check the WCS")
     half_x = np.nanmax(np.abs(off[0]))
     half_y = np.nanmax(np.abs(off[1]))
+    if not (np.isfinite(half_x) and np.isfinite(half_y)):
+        raise WCSError("the input's footprint does not project onto a finite grid: check the "
+                       "WCS (CRPIX, CD/CDELT)")
     nx_out = max(1, int(np.ceil(2 * half_x - 1e-6)))
     ny_out = max(1, int(np.ceil(2 * half_y - 1e-6)))
 
@@ -512,6 +515,7 @@ def resample(image, target="decals", *, method="interp", order="bicubic", conser
             shp = _check_shape(shape_out)
             w_out = _recentre(w_out, shp)
 
+    _check_output_size(shp, img)
     scale_values, flux_reason = flux_scaling(img.unit, conserve_flux)
 
     data = img.data
@@ -590,6 +594,20 @@ def resample(image, target="decals", *, method="interp", order="bicubic", conser
     if want_hdu:
         return image_to_hdu(result, primary=True)
     return result
+
+
+def _check_output_size(shape, img):
+    """Refuse an output grid larger than `astro_enhance.io.MAX_PIXELS` before allocating it."""
+    from . import io as _io
+
+    ny, nx = shape
+    if ny * nx > _io.MAX_PIXELS:
+        scale_in = _mean_scale_arcsec(img.wcs)
+        raise InputError(
+            f"the output grid would be {nx} x {ny} pixels ({4 * ny * nx / 2**30:.1f} GiB as "
+            f"float32) for a {img.shape[1]} x {img.shape[0]} px input at {scale_in:.4g}\"/px: "
+            "check the input's pixel scale (CD/CDELT keywords), or pass pixel_scale= or "
+            "shape_out= (limit: astro_enhance.io.MAX_PIXELS)")
 
 
 def _check_shape(shape):
