@@ -25,6 +25,7 @@ Nothing here imports torch.
 
 import difflib
 import importlib.util
+import re
 import threading
 import types
 import warnings
@@ -41,6 +42,7 @@ __all__ = ["register_enhancer", "unregister_enhancer", "get_enhancer", "list_enh
 ENTRY_POINT_GROUP = "astro_enhance.enhancers"
 
 _KIND_ORDER = {"classical": 0, "neural": 1, "diffusion": 2}
+_DEVICE_NAME = re.compile(r"^(auto|cpu|mps|cuda(:\d+)?)$")
 
 
 @dataclass
@@ -293,6 +295,7 @@ def get_enhancer(name, *, device="auto", weights=None, **options):
     10
     """
     key = _norm(name)
+    _check_device_name(device)
     _ensure_loaded()
     with _LOCK:
         entry = _REGISTRY.get(key)
@@ -324,6 +327,19 @@ def get_enhancer(name, *, device="auto", weights=None, **options):
         raise EnhancerError(f"the factory of {key!r} ({entry.source}) returned "
                             f"{type(obj).__name__}, not an Enhancer")
     return obj
+
+
+def _check_device_name(device):
+    """Refuse a misspelt device for every enhancer (classical ones run on the CPU whatever
+    device is asked, but ``device="tpu"`` is a mistake worth reporting); whether a named
+    device exists is checked by `~astro_enhance.device.resolve_device` for neural ones."""
+    if device is None or type(device).__module__.startswith("torch"):
+        return
+    if not isinstance(device, str) or not _DEVICE_NAME.match(device.strip().lower()):
+        from ..exceptions import DeviceError
+
+        raise DeviceError(f"unknown device {device!r}; use 'auto', 'cpu', 'cuda', 'cuda:N' or "
+                          "'mps'")
 
 
 def list_enhancers():
