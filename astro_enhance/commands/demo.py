@@ -30,6 +30,7 @@ def run(args):
 
     from astropy.io import fits
 
+    from ..enhancers import get_enhancer
     from ..exceptions import OutputError, OutputExistsError
     from ..io import image_to_hdu, write_fits
     from ..metrics import flux_error, psnr, ssim
@@ -40,6 +41,10 @@ def run(args):
     out = Path(args.output)
     if out.exists() and not out.is_dir():
         raise OutputError(f"--output {out} exists and is not a directory")
+    # Check the method and device before anything is written (unknown names fail here).
+    method = args.method or default_method()
+    get_enhancer(method, device=args.device)
+    created = not out.exists()
     out.mkdir(parents=True, exist_ok=True)
     names = {k: out / f"demo_{k}.fits" for k in ("sdss", "enhanced", "truth", "decals")}
     png = out / "demo_comparison.png"
@@ -50,19 +55,21 @@ def run(args):
 
     band = args.band
     t0 = time.perf_counter()
-    pair = simulate_pair(args.seed, bands=(band,), split="bench")
-    sdss_hdu = image_to_hdu(pair.sdss[band])
-    sdss_hdu.header["COMMENT"] = ("Simulated SDSS-like scene made by astro_enhance.simulate "
-                                  f"(seed {args.seed}); not an observation.")
-    write_fits(fits.HDUList([sdss_hdu]), names["sdss"], overwrite=args.overwrite)
-    write_fits(fits.HDUList([image_to_hdu(pair.truth[band])]), names["truth"],
-               overwrite=args.overwrite)
-    write_fits(fits.HDUList([image_to_hdu(pair.decals[band])]), names["decals"],
-               overwrite=args.overwrite)
-
-    method = args.method or default_method()
-    hdul = enhance_fits(str(names["sdss"]), method, device=args.device)
-    write_fits(hdul, names["enhanced"], overwrite=args.overwrite)
+    written = []
+    try:
+        pair = simulate_pair(args.seed, bands=(band,), split="bench")
+        sdss_hdu = image_to_hdu(pair.sdss[band])
+        sdss_hdu.header["COMMENT"] = ("Simulated SDSS-like scene made by astro_enhance.simulate "
+                                      f"(seed {args.seed}); not an observation.")
+        for key, hdu in (("sdss", sdss_hdu), ("truth", image_to_hdu(pair.truth[band])),
+                         ("decals", image_to_hdu(pair.decals[band]))):
+            written.append(write_fits(fits.HDUList([hdu]), names[key],
+                                      overwrite=args.overwrite))
+        hdul = enhance_fits(str(names["sdss"]), method, device=args.device)
+        written.append(write_fits(hdul, names["enhanced"], overwrite=args.overwrite))
+    except BaseException:
+        _discard(written, out if created else None)
+        raise
     elapsed = time.perf_counter() - t0
 
     enhanced = hdul[0].data
@@ -78,9 +85,14 @@ def run(args):
               for (lab, p, s, f), img in zip(rows, (resampled, enhanced))]
     panels.append(("truth (noiseless, DECaLS PSF)", truth))
     panels.append(("residual (enhanced - truth)", np.asarray(enhanced) - truth))
-    save_preview(png, panels, unit=hdul[0].header.get("BUNIT"),
-                 title=(f"astro_enhance demo: simulated SDSS {band}-band galaxy -> DECaLS grid, "
-                        f"method '{method}' (consistency chi2 {_fmt(hdul[0].header.get('AE_CHI2'))})"))
+    try:
+        save_preview(png, panels, unit=hdul[0].header.get("BUNIT"),
+                     title=(f"astro_enhance demo: simulated SDSS {band}-band galaxy -> DECaLS "
+                            f"grid, method '{method}' (consistency chi2 "
+                            f"{_fmt(hdul[0].header.get('AE_CHI2'))})"))
+    except BaseException:
+        _discard(written, out if created else None)
+        raise
 
     print(f"astro_enhance demo ({elapsed:.1f} s), method '{method}', band {band}, "
           f"seed {args.seed}:")
@@ -91,6 +103,20 @@ def run(args):
         print(f"  wrote {path}")
     print(f"  wrote {png}")
     return 0
+
+
+def _discard(paths, directory):
+    """A demo that failed half-way (disk full, Ctrl-C...) leaves none of its files."""
+    for path in paths:
+        try:
+            path.unlink()
+        except OSError:
+            pass
+    if directory is not None:
+        try:
+            directory.rmdir()
+        except OSError:
+            pass
 
 
 def _fmt(value):

@@ -35,12 +35,17 @@ def run(args):
     from pathlib import Path
 
     from ..exceptions import OutputExistsError
-    from ..io import write_fits
+    from ..io import _check_output_path, write_fits
     from ..pipeline import _enhance
 
     out = Path(args.output)
     if out.exists() and not args.overwrite:
         raise OutputExistsError(f"output {out} exists; pass --overwrite to replace it")
+    # Fail before the computation when an output cannot be written (and never leave the FITS
+    # file behind because the preview could not be written).
+    _check_output_path(out, overwrite=args.overwrite)
+    if args.preview:
+        _check_output_path(args.preview, overwrite=True)
     hdu = args.hdu
     if hdu is not None and str(hdu).lstrip("-").isdigit():
         hdu = int(hdu)
