@@ -169,6 +169,10 @@ def test_tiny_gan_run_and_export_roundtrip(shard_dir, tmp_path):
     assert side["data"]["seeds"] == [0, 7]
     assert len(side["training"]["loss_log"]) >= 2
     assert side["info"]["size_multiple"] == 4
+    p30 = export_weights(tmp_path / "g", tmp_path / "export" / "gan30", step=30)
+    assert weights.load_weights(p30)[1]["training"]["steps"] == 30
+    with pytest.raises(FileNotFoundError, match="no snapshot"):
+        export_weights(tmp_path / "g", tmp_path / "export" / "x", step=7)
     e = TorchEnhancer.from_weights(path, device="cpu")
     assert e.info.name == "gan" and e.info.weights_sha256 == side["sha256"]
     img = np.random.default_rng(0).normal(0, 1, (40, 40)).astype(np.float32)

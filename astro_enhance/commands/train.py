@@ -31,6 +31,8 @@ def add_arguments(parser):
                         help="read at most this many training pairs")
     parser.add_argument("--export", default=None, metavar="NAME",
                         help="after training, export weights (bare name -> package weights dir)")
+    parser.add_argument("--export-step", type=int, default=None,
+                        help="export the snapshot of this validated step instead of the latest")
     parser.add_argument("--export-only", action="store_true",
                         help="do not train; export the run's current weights (needs --export)")
     parser.add_argument("--no-progress", action="store_true", help="no progress bar")
@@ -53,7 +55,7 @@ def run(args):
     if args.export_only:
         if not args.export:
             raise ValueError("--export-only needs --export NAME (where to write the weights)")
-        path = export_weights(args.out, args.export)
+        path = export_weights(args.out, args.export, step=args.export_step)
         print(f"exported {path}")
         return 0
     recipe = load_recipe(args.recipe or args.model,
@@ -72,6 +74,6 @@ def run(args):
         print("quick val: " + ", ".join(f"{k}={v[k]:.4g}" for k in
                                           ("psnr_gain", "flux_err_median", "hf_ratio") if k in v))
     if args.export:
-        path = export_weights(args.out, args.export)
+        path = export_weights(args.out, args.export, step=args.export_step)
         print(f"exported {path}")
     return 0

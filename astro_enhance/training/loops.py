@@ -542,6 +542,11 @@ def _train(data, out, *, kind, recipe, minutes, resume, val, threads, progress,
                 res["psnr_gain_truth"] = rt["psnr_gain"]
         res.update(step=step, elapsed=elapsed + (time.monotonic() - t_start))
         vlog.write(res)
+        # keep the weights of every validated step, so that export can pick one
+        snap = out / "snapshots"
+        snap.mkdir(exist_ok=True)
+        _save_safetensors(eval_model().state_dict(), snap / f"step_{step:06d}.safetensors")
+        (snap / f"step_{step:06d}.json").write_text(json.dumps(res, indent=1))
         return res
 
     last_val = best
@@ -660,7 +665,7 @@ def _read_loss_log(path, max_points=200):
     return rows
 
 
-def export_weights(run_dir, dest, *, data_seeds=None, extra=None):
+def export_weights(run_dir, dest, *, step=None, data_seeds=None, extra=None):
     """Export a run's current (EMA) weights as shipped safetensors + JSON sidecar.
 
     Parameters
@@ -672,6 +677,9 @@ def export_weights(run_dir, dest, *, data_seeds=None, extra=None):
         which is put in the package's ``weights`` directory.
     data_seeds : sequence of int, optional
         ``[first, last]`` seeds of the training pairs, recorded in the sidecar.
+    step : int, optional
+        Export the snapshot saved at this validated step (``run_dir/snapshots``) instead of
+        the latest weights; the training log is cut at that step.
     extra : dict, optional
         More sidecar entries.
 
@@ -690,11 +698,26 @@ def export_weights(run_dir, dest, *, data_seeds=None, extra=None):
     dest.parent.mkdir(parents=True, exist_ok=True)
     ck = torch.load(run_dir / "checkpoint.pt", map_location="cpu", weights_only=False)
     recipe = ck["recipe"]
-    state = load_file(str(run_dir / "model.safetensors"))
     val = ck.get("val") or {}
-    training = {"minutes": round(float(ck["elapsed"]) / 60.0, 2), "steps": int(ck["step"]),
+    n_steps, minutes = int(ck["step"]), float(ck["elapsed"]) / 60.0
+    if step is None:
+        state = load_file(str(run_dir / "model.safetensors"))
+    else:
+        snap = run_dir / "snapshots" / f"step_{int(step):06d}"
+        if not snap.with_suffix(".safetensors").exists():
+            have = sorted(p.stem for p in (run_dir / "snapshots").glob("*.safetensors"))
+            raise FileNotFoundError(f"no snapshot at step {step} in {run_dir}; have {have}")
+        state = load_file(str(snap.with_suffix(".safetensors")))
+        val = json.loads(snap.with_suffix(".json").read_text())
+        n_steps, minutes = int(step), float(val.get("elapsed", 0.0)) / 60.0
+    loss_log = [r for r in _read_loss_log(run_dir / "loss_log.csv", max_points=10 ** 9)
+                if r[0] <= n_steps]
+    if len(loss_log) > 200:
+        idx = np.unique(np.linspace(0, len(loss_log) - 1, 200).round().astype(int))
+        loss_log = [loss_log[i] for i in idx]
+    training = {"minutes": round(minutes, 2), "steps": n_steps,
                 "steps_planned": int(recipe["steps"]),
-                "loss_log": _read_loss_log(run_dir / "loss_log.csv"),
+                "loss_log": loss_log,
                 "quick_val": {k: v for k, v in val.items() if isinstance(v, (int, float))},
                 "machine": "2-core CPU, no GPU", "kind": ck.get("kind")}
     data = {"split": recipe.get("data", {}).get("split", "train"),
