@@ -618,8 +618,8 @@ def _wcs_from_header(header, hdul):
         try:
             w = WCS(header, fobj=hdul) if hdul is not None else WCS(header)
         except Exception as exc:  # noqa: BLE001 - astropy raises many kinds here
-            raise WCSError(f"the WCS in the header cannot be parsed ({exc}): fix the header or "
-                           "pass wcs=") from exc
+            raise WCSError(f"the WCS in the header cannot be parsed ({_wcslib_text(exc)}): fix "
+                           "the header or pass wcs=") from exc
     for item in caught:
         text = str(item.message)
         m = _GEOMETRY_KEY.match(text)
@@ -631,6 +631,14 @@ def _wcs_from_header(header, hdul):
             warnings.warn_explicit(item.message, item.category, item.filename, item.lineno)
     _check_cd_matrix(header, w)
     return w
+
+
+def _wcslib_text(exc):
+    """The readable part of a wcslib error ("Unrecognized projection code (XYZ in CTYPE1).")
+    without its "ERROR 4 in wcs_types() at line 3121 of file ..." locator, on one line."""
+    lines = [ln.strip() for ln in str(exc).splitlines() if ln.strip()]
+    readable = [ln for ln in lines if not re.match(r"^ERROR \d+ in \w+\(\)", ln)]
+    return " ".join(readable or lines) or type(exc).__name__
 
 
 def _check_cd_matrix(header, w):
