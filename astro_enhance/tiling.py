@@ -243,13 +243,22 @@ def _is_oom(exc):
 
 
 def run_tiled(data, fn, *, tile_size=None, overlap=32, size_multiple=1, batch_size=4,
-              progress=False, min_tile_size=None):
+              progress=False, min_tile_size=None, out=None, postprocess=None):
     """Apply ``fn`` to an image tile by tile and blend the results.
+
+    Tiles are processed in row-major order and the blended output is built one strip of tile
+    rows at a time: as soon as no later tile touches an output row, that row is normalised,
+    passed to ``postprocess`` and written to ``out``. The working memory is therefore one
+    accumulator strip (``C_out x tile height x nx`` float32) and one batch of tiles, whatever
+    the image height; the input is only read tile by tile.
 
     Parameters
     ----------
     data : ndarray, shape (ny, nx) or (C, ny, nx)
-        Input image (not modified). Converted to float32 tile by tile.
+        Input image (not modified). Converted to float32 tile by tile, so any real dtype or
+        byte order works, and a memory-mapped array (`numpy.memmap`, the ``data`` of a FITS
+        file opened with ``memmap=True``) is never read whole: its pages are handed back to
+        the operating system once no later tile needs them.
     fn : callable
         ``fn(batch) -> result`` with ``batch`` a float32 array ``(B, C, h, w)`` and
         ``result`` array-like ``(B, C_out, h, w)`` (a torch tensor on the CPU is accepted).
@@ -265,18 +274,42 @@ def run_tiled(data, fn, *, tile_size=None, overlap=32, size_multiple=1, batch_si
         Show a tqdm progress bar.
     min_tile_size : int, optional
         Smallest tile tried after out-of-memory errors (default ``max(2 * overlap + 1, 32)``).
+    out : ndarray, optional
+        Preallocated float32 array (either byte order) of shape ``(C_out, ny, nx)``, or
+        ``(ny, nx)`` when ``C_out == 1``, that receives the result strip by strip, e.g. a
+        `numpy.memmap` or the data of a FITS file opened with ``mode="update"``. Pages of a
+        memory-mapped ``out`` are handed back to the operating system (the data stay in the
+        file) once written, so the output does not have to fit in memory. Default: a new
+        in-memory array.
+    postprocess : callable, optional
+        ``postprocess(block, r0, r1)`` is called on every finished block of output rows
+        ``r0:r1`` (a float32 array ``(C_out, r1 - r0, nx)``, already normalised) before it is
+        stored; it may modify ``block`` in place or return a replacement of the same shape.
+        Used to undo a stretch and restore NaN without a full-size temporary.
 
     Returns
     -------
     ndarray, float32
-        ``(ny, nx)`` when ``data`` is 2-D and ``C_out == 1``, else ``(C_out, ny, nx)``.
+        ``out`` when given; otherwise ``(ny, nx)`` when ``data`` is 2-D and ``C_out == 1``,
+        else ``(C_out, ny, nx)``.
 
     Raises
     ------
     DeviceError
         If the device runs out of memory even with the smallest tiles and a batch of one.
     EnhancerError
-        If ``fn`` returns an array of the wrong shape.
+        If ``fn`` returns an array of the wrong shape, or ``out`` does not fit the result.
+    ValueError
+        If ``data`` is not 2-D or 3-D, or ``out`` is not a writeable float32 array with the
+        image's shape.
+
+    Notes
+    -----
+    Peak memory is ``out`` (unless memory-mapped), ``C_out * tile_height * nx * 4`` bytes of
+    accumulator, one batch of input and output tiles and whatever ``fn`` allocates. The
+    normalising weight is the outer product of two 1-D profiles and is never stored. The
+    result does not depend on the strip processing: every pixel receives the same additions in
+    the same order as in a single full-size accumulator.
 
     Examples
     --------
@@ -284,6 +317,16 @@ def run_tiled(data, fn, *, tile_size=None, overlap=32, size_multiple=1, batch_si
     >>> img = np.arange(100.0, dtype=np.float32).reshape(10, 10)
     >>> out = run_tiled(img, lambda b: b * 2, tile_size=6, overlap=2)
     >>> bool(np.allclose(out, 2 * img))
+    True
+
+    Writing into a preallocated (here memory-mapped) array:
+
+    >>> import tempfile, os
+    >>> path = os.path.join(tempfile.mkdtemp(), "out.dat")
+    >>> mm = np.memmap(path, dtype=np.float32, mode="w+", shape=(10, 10))
+    >>> run_tiled(img, lambda b: b * 2, tile_size=6, overlap=2, out=mm) is mm
+    True
+    >>> bool(np.allclose(mm, 2 * img))
     True
     """
     arr = np.asarray(data)
@@ -293,6 +336,9 @@ def run_tiled(data, fn, *, tile_size=None, overlap=32, size_multiple=1, batch_si
     if arr.ndim != 3:
         raise ValueError(f"expected an image of shape (ny, nx) or (C, ny, nx), got {arr.shape}")
     ny, nx = arr.shape[1:]
+    out3 = None
+    if out is not None:
+        out3 = _check_out(out, (ny, nx))
     mult = max(1, int(size_multiple))
     if min_tile_size is None:
         min_tile_size = max(2 * int(overlap or 0) + 1, 32)
@@ -300,8 +346,9 @@ def run_tiled(data, fn, *, tile_size=None, overlap=32, size_multiple=1, batch_si
     tile = tile_size
     while True:
         try:
-            out = _run_once(arr, fn, plan_tiles((ny, nx), tile_size=tile, overlap=overlap,
-                                                size_multiple=mult), batch_size, progress)
+            res = _run_once(arr, fn, plan_tiles((ny, nx), tile_size=tile, overlap=overlap,
+                                                size_multiple=mult), batch_size, progress,
+                            out3, postprocess)
             break
         except Exception as exc:
             if not _is_oom(exc):
@@ -322,16 +369,72 @@ def run_tiled(data, fn, *, tile_size=None, overlap=32, size_multiple=1, batch_si
             else:
                 raise DeviceError(f"out of memory even with {current} px tiles and a batch of "
                                   f"one; free device memory or use device='cpu'") from exc
-    if squeeze and out.shape[0] == 1:
-        return out[0]
-    return out
+    if out is not None:
+        return out
+    if squeeze and res.shape[0] == 1:
+        return res[0]
+    return res
 
 
-def _run_once(arr, fn, plan, batch_size, progress):
+def _check_out(out, shape):
+    """Validate a user ``out`` array; return a (C, ny, nx) view of it."""
+    if not isinstance(out, np.ndarray):
+        raise ValueError(f"out must be a numpy array (e.g. a numpy.memmap), not "
+                         f"{type(out).__name__}")
+    if out.dtype.kind != "f" or out.dtype.itemsize != 4:
+        raise ValueError(f"out must be a float32 array, got dtype {out.dtype}; allocate it "
+                         f"with dtype=np.float32")
+    if not out.flags.writeable:
+        raise ValueError("out is read-only; open the memory map or FITS file for writing "
+                         "(np.memmap mode 'r+'/'w+', fits.open(..., mode='update'))")
+    if out.ndim not in (2, 3) or out.shape[-2:] != tuple(shape):
+        raise ValueError(f"out has shape {out.shape}; the image needs {tuple(shape)} (one "
+                         f"output band) or (C_out, {shape[0]}, {shape[1]})")
+    return out[None] if out.ndim == 2 else out
+
+
+def _run_once(arr, fn, plan, batch_size, progress, out, postprocess):
+    """One tiled pass, strip by strip (see `run_tiled`); returns the (C_out, ny, nx) result."""
     ny, nx = plan.shape
     ty, tx = plan.tile_shape
-    out = None
     tiles = list(plan.tiles())
+    src = _PageReleaser(arr)
+    dst = None
+    acc = None          # accumulator for image rows top .. top + ty
+    state = {"top": 0, "row": 0}
+    inv_x = 1.0 / plan.norm_x
+    step = max(1, 262_144 // max(nx, 1))
+
+    def finalise(r1):
+        """Normalise, post-process and store rows top:r1 (no later tile touches them)."""
+        top = state["top"]
+        n = r1 - top
+        if n <= 0:
+            return
+        block = acc[:, :n]
+        for a in range(0, n, step):     # row blocks: no strip-size float64 temporary
+            b = min(n, a + step)
+            inv = (1.0 / plan.norm_y[top + a:top + b])[:, None] * inv_x[None, :]
+            block[:, a:b] *= inv.astype(np.float32)
+        if postprocess is not None:
+            new = postprocess(block, top, r1)
+            if new is not None:
+                new = np.asarray(new)
+                if new.shape != block.shape:
+                    raise EnhancerError(f"postprocess returned shape {new.shape} for a block "
+                                        f"of shape {block.shape}")
+                block = new
+        out[:, top:r1] = block
+        dst.release(top, r1)
+        src.release(top, r1)
+        # shift the accumulator up by n rows and clear what comes in at the bottom
+        if n < ty:
+            acc[:, :ty - n] = acc[:, n:]
+            acc[:, ty - n:] = 0.0
+        else:
+            acc[...] = 0.0
+        state["top"] = r1
+
     bar = None
     if progress:
         from tqdm.auto import tqdm
@@ -345,28 +448,127 @@ def _run_once(arr, fn, plan, batch_size, progress):
             if ph or pw:
                 batch = np.pad(batch, [(0, 0), (0, 0), (0, ph), (0, pw)], mode="reflect")
             res = fn(np.ascontiguousarray(batch))
+            del batch
             if hasattr(res, "detach"):
                 res = res.detach().cpu().numpy()
             res = np.asarray(res)
-            if res.ndim != 4 or res.shape[0] != len(chunk) or res.shape[2:] != batch.shape[2:]:
+            if res.ndim != 4 or res.shape[0] != len(chunk) or \
+                    res.shape[2:] != (plan.padded_shape[0], plan.padded_shape[1]):
                 raise EnhancerError(f"the model returned an array of shape {res.shape} for "
-                                    f"input {batch.shape}; same-grid models must return "
-                                    f"(B, C_out, H, W) with the input's B, H, W")
-            if out is None:
-                out = np.zeros((res.shape[1], ny, nx), dtype=np.float32)
+                                    f"input {(len(chunk), arr.shape[0]) + plan.padded_shape}; "
+                                    f"same-grid models must return (B, C_out, H, W) with the "
+                                    f"input's B, H, W")
+            if acc is None:
+                c_out = res.shape[1]
+                if out is None:
+                    out = np.empty((c_out, ny, nx), dtype=np.float32)
+                elif out.shape[0] != c_out:
+                    raise EnhancerError(f"out has {out.shape[0]} band(s) but the model returns "
+                                        f"{c_out}; allocate out with shape ({c_out}, {ny}, "
+                                        f"{nx})")
+                dst = _PageReleaser(out)
+                acc = np.zeros((c_out, ty, nx), dtype=np.float32)
             for (iy, ix, y0, y1, x0, x1), r in zip(chunk, res):
+                if iy != state["row"]:
+                    # Tiles come row by row with increasing origins: rows above this tile
+                    # row's origin are complete.
+                    finalise(y0)
+                    state["row"] = iy
                 w = np.outer(plan.windows_y[iy], plan.windows_x[ix]).astype(np.float32)
-                out[:, y0:y1, x0:x1] += r[:, :ty, :tx].astype(np.float32, copy=False) * w
+                top = state["top"]
+                acc[:, y0 - top:y1 - top, x0:x1] += r[:, :ty, :tx].astype(np.float32,
+                                                                          copy=False) * w
+            del res
             if bar is not None:
                 bar.update(len(chunk))
+        finalise(ny)
     finally:
         if bar is not None:
             bar.close()
-    # Normalise in row blocks: no full-size float64 temporary.
-    step = max(1, 262_144 // max(nx, 1))
-    inv_x = (1.0 / plan.norm_x)
-    for r0 in range(0, ny, step):
-        r1 = min(ny, r0 + step)
-        inv = (1.0 / plan.norm_y[r0:r1])[:, None] * inv_x[None, :]
-        out[:, r0:r1] *= inv.astype(np.float32)
     return out
+
+
+#: ``madvise`` advice values (Linux): drop the pages of a shared mapping (the data stay in
+#: the page cache and the file), reclaim those of a private one (never discards data).
+_MADV_DONTNEED = 4
+_MADV_PAGEOUT = 21
+
+
+class _PageReleaser:
+    """Hands the pages of finished rows of a memory-mapped array back to the OS (Linux).
+
+    Resident pages of a file mapping count in a process's RSS until unmapped, so reading or
+    writing a memory-mapped image from top to bottom would otherwise make the RSS grow to the
+    image size. For a shared mapping (`numpy.memmap` modes ``"r"``, ``"r+"``, ``"w+"``, FITS
+    ``mode="update"``/``"denywrite"``) ``MADV_DONTNEED`` unmaps the pages: written data stay
+    in the page cache and reach the file. For a private (copy-on-write) mapping
+    (``mode="c"``, FITS ``"readonly"``) ``MADV_PAGEOUT`` asks the kernel to reclaim the
+    pages: clean ones are re-read from the file if needed, modified ones are kept. Does
+    nothing for ordinary arrays, on other systems, or if anything is unexpected.
+    """
+
+    def __init__(self, array):
+        self.mm = None
+        try:
+            self._setup(array)
+        except Exception:       # never let page management break a computation
+            self.mm = None
+
+    def _setup(self, array):
+        import mmap
+
+        if not sys.platform.startswith("linux") or not hasattr(mmap.mmap, "madvise"):
+            return
+        base = array
+        while base is not None and not isinstance(base, mmap.mmap):
+            base = getattr(base, "base", None)
+        if base is None or array.ndim != 3 or min(array.strides) < 0 or array.size == 0:
+            return
+        start = np.frombuffer(base, dtype=np.uint8).__array_interface__["data"][0]
+        shared = _mapping_is_shared(start)
+        if shared is None:
+            return
+        self.mm = base
+        self.start = start
+        self.size = len(base)
+        self.advice = _MADV_DONTNEED if shared else _MADV_PAGEOUT
+        self.page = mmap.PAGESIZE
+        self.ptr = array.__array_interface__["data"][0]
+        self.strides = array.strides
+        self.row_bytes = (array.shape[2] - 1) * array.strides[2] + array.itemsize
+        self.nchan = array.shape[0]
+
+    def release(self, r0, r1):
+        """Release the pages of rows ``r0:r1`` of every channel (rows above are finished).
+
+        The page holding the start of row ``r1`` is kept; the one holding row ``r0`` is
+        released with the rows above it, which must be finished.
+        """
+        if self.mm is None or r1 <= r0:
+            return
+        sc, sy, _ = self.strides
+        for c in range(self.nchan):
+            lo = self.ptr + c * sc + r0 * sy - self.start
+            hi = self.ptr + c * sc + (r1 - 1) * sy + self.row_bytes - self.start
+            lo = max(lo, 0) // self.page * self.page  # rows above r0 are finished too
+            hi = min(hi, self.size) // self.page * self.page
+            if hi > lo >= 0:
+                try:
+                    self.mm.madvise(self.advice, lo, hi - lo)
+                except (OSError, ValueError):
+                    self.mm = None
+                    return
+
+
+def _mapping_is_shared(address):
+    """True/False for a shared/private mapping containing ``address``; None if unknown."""
+    try:
+        with open("/proc/self/maps") as f:
+            for line in f:
+                rng, perms = line.split(None, 2)[:2]
+                lo, hi = (int(v, 16) for v in rng.split("-"))
+                if lo <= address < hi:
+                    return perms[3] == "s"
+    except (OSError, ValueError, IndexError):
+        return None
+    return None

@@ -23,7 +23,7 @@ from pathlib import Path
 
 import numpy as np
 
-from ..exceptions import EnhancerError, WeightsError
+from ..exceptions import EnhancerError, InputError, WeightsError
 from ..normalize import DEFAULT_SOFTENING, asinh_stretch, asinh_unstretch
 from .base import Enhancer, EnhancerInfo
 
@@ -138,43 +138,141 @@ class TorchEnhancer(Enhancer):
                 y = self._forward(x, rng=rng)
             return y.float().cpu().numpy()
 
-    def enhance(self, data, *, noise=None, rng=None):
+    def enhance(self, data, *, noise=None, rng=None, out=None):
         """Enhance an image on its own pixel grid (see `Enhancer.enhance`).
 
-        Unlike the generic implementation, no full-size copy of the input is made: each tile
-        is filled (non-finite -> 0) and stretched on its own, so memory is the output, a
-        boolean mask and one batch of tiles.
+        Memory does not grow with the image beyond the input and output themselves: no
+        full-size copy, mask or temporary is made. The noise is estimated on a sample of
+        blocks (images above `~astro_enhance.enhancers.NOISE_MAX_PIXELS`), each tile is
+        filled (non-finite -> 0) and stretched on its own, and the output is blended,
+        unstretched and NaN-restored one strip of tile rows at a time (see
+        `astro_enhance.tiling.run_tiled`). With a memory-mapped input and ``out`` (e.g. a FITS
+        file opened with ``memmap=True`` and an output FITS opened with ``mode="update"``)
+        the peak memory is bounded by the tile size, batch size and image *width* only.
 
         Parameters
         ----------
         data : array-like, shape (ny, nx) or (C_in, ny, nx)
-            Image in physical units on the target grid. Not modified.
+            Image in physical units on the target grid. Not modified. May be a
+            `numpy.memmap` or memory-mapped FITS data: it is read tile by tile, and the pages
+            of rows already processed are handed back to the operating system.
         noise : float or sequence of float, optional
-            Noise sigma per band; estimated when None.
+            Noise sigma per band; estimated when None (with
+            `~astro_enhance.enhancers.estimate_noise_bounded`: exactly
+            `astro_enhance.normalize.estimate_noise` for images of at most
+            `~astro_enhance.enhancers.NOISE_MAX_PIXELS` pixels, a sample of blocks above).
         rng : `numpy.random.Generator` or int, optional
             Passed to ``_forward`` (used by stochastic subclasses).
+        out : ndarray, optional
+            Preallocated float32 array (either byte order) receiving the result, of shape
+            ``(ny, nx)`` for single-band output or ``(C_out, ny, nx)``; typically a
+            `numpy.memmap` opened ``"w+"``/``"r+"`` or the ``data`` of a FITS file opened
+            with ``mode="update"``. It is written strip by strip and its pages are released
+            once written (the data stay in the file), so the output need not fit in memory.
+            It must not share memory with ``data``.
 
         Returns
         -------
         ndarray, float32
-            ``(ny, nx)`` for single-band output, else ``(C_out, ny, nx)``.
+            ``out`` when given, else a new array: ``(ny, nx)`` for single-band output, else
+            ``(C_out, ny, nx)``. NaN where the input was not finite.
 
         Raises
         ------
         InputError
-            If the shape, number of bands or values are unusable.
+            If the shape, number of bands or values are unusable, or ``out`` does not fit.
+
+        Examples
+        --------
+        >>> import os, tempfile
+        >>> import numpy as np, torch
+        >>> from astro_enhance.enhancers import EnhancerInfo, TorchEnhancer
+        >>> net = torch.nn.Conv2d(1, 1, 3, padding=1)
+        >>> enh = TorchEnhancer(net, EnhancerInfo("demo", "neural", tile_size=32, overlap=8),
+        ...                     device="cpu")
+        >>> path = os.path.join(tempfile.mkdtemp(), "out.dat")
+        >>> mm = np.memmap(path, dtype=np.float32, mode="w+", shape=(100, 80))
+        >>> enh.enhance(np.ones((100, 80), np.float32), noise=1.0, out=mm) is mm
+        True
         """
         arr, squeeze = self._check_input(data)
-        bad = self._bad_pixels(arr)
-        noise = self._noise(arr, bad, noise)
-        out = self._run(arr, noise, rng)
-        return self._finish(out, bad, squeeze)
+        if out is not None:
+            out = self._check_out(out, arr)
+        self._require_finite(arr)
+        noise = self._stream_noise(arr, noise)
+        # The noise sample touched blocks all over a memory-mapped input: give them back.
+        from ..tiling import _PageReleaser
+        _PageReleaser(arr).release(0, arr.shape[1])
+        res = self._run(arr, noise, rng, out=out, restore_nan=True)
+        if out is not None:
+            return out
+        if squeeze and res.shape[0] == 1:
+            return res[0]
+        return res
+
+    def _check_out(self, out, arr):
+        """Validate ``out`` for an input ``arr`` (C, ny, nx)."""
+        if not isinstance(out, np.ndarray):
+            raise InputError(f"out must be a numpy array (e.g. a numpy.memmap), not "
+                             f"{type(out).__name__}")
+        cout = self.info.channels_out
+        ny, nx = arr.shape[1:]
+        ok = out.shape == (cout, ny, nx) or (cout == 1 and out.shape == (ny, nx))
+        if not ok:
+            want = f"({ny}, {nx})" if cout == 1 else f"({cout}, {ny}, {nx})"
+            raise InputError(f"out has shape {out.shape}; {self.info.name} writes {want} for "
+                             f"this image")
+        if out.dtype.kind != "f" or out.dtype.itemsize != 4:
+            raise InputError(f"out must be a float32 array, got dtype {out.dtype}")
+        if not out.flags.writeable:
+            raise InputError("out is read-only; open the memory map or FITS file for writing "
+                             "(np.memmap mode 'r+'/'w+', fits.open(..., mode='update'))")
+        if np.may_share_memory(out, arr):
+            raise InputError("out shares memory with the input; inputs are never modified: "
+                             "give a separate output array")
+        return out
+
+    @staticmethod
+    def _require_finite(arr, rows=256):
+        """InputError if no pixel is finite (scans strips until it finds one)."""
+        for r0 in range(0, arr.shape[1], rows):
+            if np.isfinite(arr[:, r0:r0 + rows]).any():
+                return
+        raise InputError("the image has no finite pixel to enhance")
+
+    def _stream_noise(self, arr, noise):
+        """Per-band sigma without a full-size copy (the base class's estimate, same values)."""
+        from .base import NOISE_BLOCK, NOISE_MAX_PIXELS, estimate_noise_bounded
+
+        if noise is not None:
+            return self._noise(arr, None, noise)
+        sig = []
+        for c in range(arr.shape[0]):
+            plane = arr[c]
+            small = plane.size <= NOISE_MAX_PIXELS or min(plane.shape) < NOISE_BLOCK
+            if not small:
+                try:
+                    # Sampled blocks; estimate_noise ignores their non-finite pixels, which
+                    # is what the base class's fill + mask gives (inf - inf differences are
+                    # computed but not used).
+                    with np.errstate(invalid="ignore", over="ignore"):
+                        sig.append(estimate_noise_bounded(plane))
+                    continue
+                except ValueError:      # the sampled blocks hold no finite pixel
+                    pass
+            bad = ~np.isfinite(plane)
+            filled = np.array(plane, dtype=np.float32, copy=True)
+            filled[bad] = 0.0
+            sig.append(estimate_noise_bounded(filled, mask=bad))
+            del filled, bad
+        return np.array(sig, dtype=np.float64)
 
     def _enhance(self, filled, *, mask, noise, rng):
         return self._run(filled, noise, rng)
 
-    def _run(self, arr, noise, rng):
-        """Tile, fill + stretch each tile, run the model, blend, unstretch in place."""
+    def _run(self, arr, noise, rng, *, out=None, restore_nan=False):
+        """Tile, fill + stretch each tile, run the model, blend; unstretch (and restore NaN
+        from the input when ``restore_nan``) each finished strip. Returns (C_out, ny, nx)."""
         from ..tiling import run_tiled
 
         nchan = arr.shape[0]
@@ -187,15 +285,24 @@ class TorchEnhancer(Enhancer):
                 batch[:, c] = asinh_stretch(batch[:, c], sig[c], softening=k)
             return self._predict(batch, rng)
 
-        out = run_tiled(arr, fn, tile_size=self.tile_size, overlap=self.overlap,
+        def post(block, r0, r1):
+            sig_out = sig if block.shape[0] == nchan else [float(np.median(sig))] * \
+                block.shape[0]
+            for c in range(block.shape[0]):
+                _inplace_rows(block[c], asinh_unstretch, sig_out[c], k)
+            if restore_nan:
+                bad = ~np.isfinite(arr[:, r0:r1])
+                if block.shape[0] == nchan:
+                    block[bad] = np.nan
+                else:
+                    block[:, bad.any(axis=0)] = np.nan
+
+        res = run_tiled(arr, fn, tile_size=self.tile_size, overlap=self.overlap,
                         size_multiple=self.info.size_multiple, batch_size=self.batch_size,
-                        progress=self.progress)
-        if out.ndim == 2:
-            out = out[None]
-        sig_out = sig if out.shape[0] == nchan else [float(np.median(sig))] * out.shape[0]
-        for c in range(out.shape[0]):
-            _inplace_rows(out[c], asinh_unstretch, sig_out[c], k)
-        return out
+                        progress=self.progress, out=out, postprocess=post)
+        if res.ndim == 2:
+            res = res[None]
+        return res
 
     # ---------------------------------------------------------------------------------------
     @staticmethod
