@@ -69,3 +69,47 @@ def _write_cli_help():
 
 
 _write_cli_help()
+
+
+# -- Enhancer comparison table, generated from the latest committed `evaluate` run ------------
+def _write_enhancer_table():
+    from astropy.table import Table
+
+    src = os.path.join("_static", "evaluate", "evaluate_summary.ecsv")
+    os.makedirs("_generated", exist_ok=True)
+    dst = os.path.join("_generated", "enhancer_table.rst")
+    if not os.path.exists(src):
+        with open(dst, "w") as fh:
+            fh.write("*(no evaluate run has been committed yet)*\n")
+        return
+    t = Table.read(src, format="ascii.ecsv")
+    meta = t.meta or {}
+    cols = [("method", "Method"), ("psnr_median", "PSNR median [dB]"),
+            ("psnr_p90", "PSNR p90"), ("ssim_median", "SSIM median"),
+            ("abs_flux_error_median", "abs flux error median"),
+            ("abs_flux_error_p90", "abs flux error p90"), ("chi2_median", "chi2 median"),
+            ("hf_power_median", "HF power ratio"), ("seconds_median", "s / image")]
+    cols = [(c, h) for c, h in cols if c in t.colnames]
+    lines = [".. list-table::", "   :header-rows: 1", ""]
+    lines.append("   * - " + "\n     - ".join(h for _, h in cols))
+    for row in t:
+        cells = []
+        for c, _ in cols:
+            v = row[c]
+            if c == "method":
+                cells.append(f"``{v}``")
+            elif "flux" in c:
+                cells.append(f"{100 * float(v):.2f}%")
+            elif c.startswith("seconds"):
+                cells.append("" if v != v else f"{float(v):.2f}")
+            else:
+                cells.append(f"{float(v):.3f}" if "ssim" in c else f"{float(v):.2f}")
+        lines.append("   * - " + "\n     - ".join(cells))
+    n = int(t["n"][0]) if "n" in t.colnames else "?"
+    cmd = meta.get("command", "astro-enhance evaluate")
+    lines += ["", f"From ``{cmd}`` ({n} bench-split scenes, seeds never used in training)."]
+    with open(dst, "w") as fh:
+        fh.write("\n".join(lines) + "\n")
+
+
+_write_enhancer_table()

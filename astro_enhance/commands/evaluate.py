@@ -1,5 +1,7 @@
 """``astro-enhance evaluate``: benchmark enhancers on simulated (or one real) SDSS/DECaLS pair."""
 
+import os
+
 __all__ = ["NAME", "HELP", "add_arguments", "run"]
 
 NAME = "evaluate"
@@ -93,6 +95,19 @@ def run(args):
                                keep_examples=args.examples if out is not None else 0,
                                progress=not args.no_progress)
     summary = summarize(table)
+    import platform
+    import shlex
+    import sys
+
+    from ..version import __version__
+
+    summary.meta["command"] = "astro-enhance " + " ".join(
+        shlex.quote(a) for a in (sys.argv[1:] if sys.argv[0].endswith(("astro-enhance", "cli.py",
+                                                                         "__main__.py"))
+                                 else ["evaluate", "--methods", ",".join(methods),
+                                       "--n", str(args.n), "--split", args.split]))
+    summary.meta["astro_enhance_version"] = __version__
+    summary.meta["machine"] = f"{platform.machine()}, {os.cpu_count()} cores, {platform.system()}"
     print(f"{args.n} {args.split} scenes x {len(bands)} band(s); median / 90th percentile per "
           f"method (psnr, ssim vs truth; chi2 vs SDSS; hf_power vs DECaLS-like):")
     print(format_summary(summary))
