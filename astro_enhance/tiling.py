@@ -26,6 +26,7 @@ This module is pure numpy; the model is any callable taking a float32 array
 ``(B, C_in, h, w)`` and returning ``(B, C_out, h, w)``.
 """
 
+import itertools
 import sys
 import warnings
 from dataclasses import dataclass, field
@@ -397,7 +398,7 @@ def _run_once(arr, fn, plan, batch_size, progress, out, postprocess):
     """One tiled pass, strip by strip (see `run_tiled`); returns the (C_out, ny, nx) result."""
     ny, nx = plan.shape
     ty, tx = plan.tile_shape
-    tiles = list(plan.tiles())
+    tiles = plan.tiles()        # a generator: nothing per tile is kept
     src = _PageReleaser(arr)
     dst = None
     acc = None          # accumulator for image rows top .. top + ty
@@ -438,10 +439,12 @@ def _run_once(arr, fn, plan, batch_size, progress, out, postprocess):
     bar = None
     if progress:
         from tqdm.auto import tqdm
-        bar = tqdm(total=len(tiles), desc="tiles", unit="tile")
+        bar = tqdm(total=plan.n_tiles, desc="tiles", unit="tile")
     try:
-        for b0 in range(0, len(tiles), batch_size):
-            chunk = tiles[b0:b0 + batch_size]
+        while True:
+            chunk = list(itertools.islice(tiles, batch_size))
+            if not chunk:
+                break
             batch = np.stack([arr[:, y0:y1, x0:x1] for _, _, y0, y1, x0, x1 in chunk])
             batch = batch.astype(np.float32, copy=False)
             ph, pw = plan.padded_shape[0] - ty, plan.padded_shape[1] - tx

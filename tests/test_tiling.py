@@ -4,7 +4,8 @@ import numpy as np
 import pytest
 import torch
 
-from astro_enhance.exceptions import AstroEnhanceWarning, DeviceError, EnhancerError
+from astro_enhance.exceptions import (AstroEnhanceWarning, DeviceError, EnhancerError,
+                                      InputError)
 from astro_enhance.tiling import (EPS, pad_to_multiple, plan_tiles, run_tiled, tile_window)
 
 
@@ -206,3 +207,264 @@ def test_progress_bar(capsys):
                     progress=True)
     assert np.allclose(out, 1.0)
     assert "tiles" in capsys.readouterr().err
+
+
+# --- strip-by-strip blending, out=, memory-mapped input and output ---------------------------
+
+def _reference_run(img, fn, plan):
+    """The plain algorithm: one full-size accumulator, normalised at the end."""
+    ty, tx = plan.tile_shape
+    acc = None
+    for iy, ix, y0, y1, x0, x1 in plan.tiles():
+        tile = img[None, :, y0:y1, x0:x1].astype(np.float32)
+        ph, pw = plan.padded_shape[0] - ty, plan.padded_shape[1] - tx
+        if ph or pw:
+            tile = np.pad(tile, [(0, 0), (0, 0), (0, ph), (0, pw)], mode="reflect")
+        r = np.asarray(fn(np.ascontiguousarray(tile)))[0]
+        if acc is None:
+            acc = np.zeros((r.shape[0],) + plan.shape, np.float32)
+        w = np.outer(plan.windows_y[iy], plan.windows_x[ix]).astype(np.float32)
+        acc[:, y0:y1, x0:x1] += r[:, :ty, :tx] * w
+    return acc * (1.0 / np.outer(plan.norm_y, plan.norm_x)).astype(np.float32)
+
+
+@pytest.mark.parametrize("shape,tile,overlap,mult,batch", [
+    ((2, 150, 129), 32, 8, 1, 3), ((1, 200, 72), 64, 16, 8, 5),
+    ((2, 60, 200), 24, 8, 1, 7), ((1, 37, 45), None, 0, 16, 1), ((1, 64, 64), 64, 8, 1, 2)])
+def test_strips_give_the_full_accumulator_result(shape, tile, overlap, mult, batch):
+    """Row strips (batches spanning tile rows included) add the same terms in the same order
+    as one full-size accumulator: the results are equal to float32 rounding."""
+    torch.manual_seed(0)
+    net = torch.nn.Sequential(torch.nn.Conv2d(shape[0], 4, 3, padding=1), torch.nn.GELU(),
+                              torch.nn.Conv2d(4, 3, 3, padding=1)).eval()
+
+    def fn(b):
+        with torch.inference_mode():
+            return net(torch.from_numpy(b)).numpy()
+
+    img = np.random.default_rng(7).normal(size=shape).astype(np.float32)
+    ref = _reference_run(img, fn, plan_tiles(shape[1:], tile_size=tile, overlap=overlap,
+                                             size_multiple=mult))
+    out = run_tiled(img, fn, tile_size=tile, overlap=overlap, size_multiple=mult,
+                    batch_size=batch)
+    assert out.shape == ref.shape
+    np.testing.assert_allclose(out, ref, rtol=1e-6, atol=1e-6 * np.abs(ref).max())
+
+
+def test_postprocess_sees_each_row_once_in_strips():
+    img = np.random.default_rng(8).normal(size=(500, 90)).astype(np.float32)
+    seen = []
+
+    def post(block, r0, r1):
+        assert block.shape == (1, r1 - r0, 90) and block.dtype == np.float32
+        seen.append((r0, r1))
+        block *= 10.0
+
+    out = run_tiled(img, lambda b: b, tile_size=64, overlap=16, postprocess=post)
+    np.testing.assert_allclose(out, 10 * img, rtol=1e-6, atol=1e-6)
+    rows = [r for r0, r1 in seen for r in range(r0, r1)]
+    assert rows == list(range(500))                      # every row once, top to bottom
+    assert len(seen) > 5 and max(r1 - r0 for r0, r1 in seen) <= 64   # strips, not the image
+    # a replacement must keep the block's shape
+    with pytest.raises(EnhancerError, match="postprocess returned"):
+        run_tiled(img, lambda b: b, tile_size=64, overlap=16,
+                  postprocess=lambda block, r0, r1: block[:, :1])
+
+
+def test_out_memmap_and_errors(tmp_path):
+    rng = np.random.default_rng(9)
+    img = rng.normal(size=(2, 200, 150)).astype(np.float32)
+    fn = lambda b: np.concatenate([b, b[:, :1] ** 2], axis=1)   # noqa: E731 (2 -> 3 bands)
+    ref = run_tiled(img, fn, tile_size=64, overlap=16)
+    mm = np.memmap(tmp_path / "o.dat", dtype=np.float32, mode="w+", shape=(3, 200, 150))
+    assert run_tiled(img, fn, tile_size=64, overlap=16, out=mm) is mm
+    np.testing.assert_array_equal(mm, ref)
+    del mm
+    np.testing.assert_array_equal(
+        np.fromfile(tmp_path / "o.dat", np.float32).reshape(3, 200, 150), ref)   # on disk
+    # 2-D out for one output band, big-endian float32 (FITS) accepted
+    big = np.zeros((200, 150), ">f4")
+    assert run_tiled(img[0], lambda b: b * 2, tile_size=64, overlap=16, out=big) is big
+    np.testing.assert_allclose(big, 2 * img[0], rtol=1e-6)
+    with pytest.raises(ValueError, match="float32"):
+        run_tiled(img[0], lambda b: b, tile_size=64, overlap=16, out=np.zeros((200, 150)))
+    with pytest.raises(ValueError, match="shape"):
+        run_tiled(img[0], lambda b: b, tile_size=64, overlap=16,
+                  out=np.zeros((150, 200), np.float32))
+    ro = np.zeros((200, 150), np.float32)
+    ro.flags.writeable = False
+    with pytest.raises(ValueError, match="read-only"):
+        run_tiled(img[0], lambda b: b, tile_size=64, overlap=16, out=ro)
+    with pytest.raises(EnhancerError, match="band"):
+        run_tiled(img, fn, tile_size=64, overlap=16, out=np.zeros((2, 200, 150), np.float32))
+
+
+def test_no_full_size_temporary(tmp_path):
+    """With a memory-mapped input and out, numpy allocates only strip-sized arrays: the
+    traced peak hardly changes when the image gets 4x taller."""
+    import tracemalloc
+
+    nx = 512
+    peaks = {}
+    for ny in (500, 2000):          # 1 MB and 4 MB images
+        src = np.memmap(tmp_path / f"in{ny}.dat", dtype=np.float32, mode="w+", shape=(ny, nx))
+        src[:] = np.random.default_rng(10).normal(size=(ny, nx))
+        src.flush()
+        src = np.memmap(tmp_path / f"in{ny}.dat", dtype=np.float32, mode="r", shape=(ny, nx))
+        dst = np.memmap(tmp_path / f"out{ny}.dat", dtype=np.float32, mode="w+",
+                        shape=(ny, nx))
+        tracemalloc.start()
+        try:
+            run_tiled(src, lambda b: b * 2, tile_size=32, overlap=8, batch_size=2, out=dst)
+            peaks[ny] = tracemalloc.get_traced_memory()[1]
+        finally:
+            tracemalloc.stop()
+        np.testing.assert_allclose(dst, 2 * src, rtol=1e-6)
+    image = 2000 * nx * 4
+    assert peaks[2000] < 0.25 * image, peaks   # a full-size accumulator alone would be 1.0
+    assert peaks[2000] - peaks[500] < 0.05 * (image - 500 * nx * 4), peaks
+
+
+def _mapped_rss_kib(array):
+    """Resident KiB of the mapping that holds ``array`` (Linux /proc/self/smaps)."""
+    addr = array.__array_interface__["data"][0]
+    rss, inside = None, False
+    with open("/proc/self/smaps") as f:
+        for line in f:
+            head = line.split()
+            if "-" in head[0] and len(head) >= 5 and ":" not in head[0]:
+                lo, hi = (int(v, 16) for v in head[0].split("-"))
+                inside = lo <= addr < hi
+            elif inside and head[0] == "Rss:":
+                rss = int(head[1])
+    return rss
+
+
+def test_pages_of_memory_maps_are_released(tmp_path):
+    import sys as _sys
+
+    if not _sys.platform.startswith("linux"):
+        pytest.skip("page release uses Linux madvise and /proc/self/smaps")
+    ny, nx = 2048, 1024       # 8 MiB each
+    src = np.memmap(tmp_path / "in.dat", dtype=np.float32, mode="w+", shape=(ny, nx))
+    src[:] = 1.5
+    src.flush()
+    del src
+    src = np.memmap(tmp_path / "in.dat", dtype=np.float32, mode="r", shape=(ny, nx))
+    dst = np.memmap(tmp_path / "out.dat", dtype=np.float32, mode="w+", shape=(ny, nx))
+    run_tiled(src, lambda b: b * 2, tile_size=256, overlap=32, out=dst)
+    # Both shared mappings were read / written top to bottom, yet almost nothing stays
+    # resident (without the release: 8192 KiB each).
+    assert _mapped_rss_kib(src) < 1024
+    assert _mapped_rss_kib(dst) < 1024
+    dst.flush()
+    np.testing.assert_allclose(np.fromfile(tmp_path / "out.dat", np.float32), 3.0,
+                               rtol=1e-6)                                  # data kept
+    assert np.all(np.fromfile(tmp_path / "in.dat", np.float32) == 1.5)    # input untouched
+
+
+# --- TorchEnhancer streaming -----------------------------------------------------------------
+
+def _enhancer(**kw):
+    from astro_enhance.enhancers import EnhancerInfo, TorchEnhancer
+
+    torch.manual_seed(11)
+    net = torch.nn.Sequential(torch.nn.Conv2d(1, 8, 3, padding=1), torch.nn.GELU(),
+                              torch.nn.Conv2d(8, 1, 3, padding=1))
+    info = EnhancerInfo("stream", "neural", tile_size=64, overlap=16)
+    return TorchEnhancer(net, info, device="cpu", **kw)
+
+
+def _image(shape=(300, 220), seed=12):
+    rng = np.random.default_rng(seed)
+    img = rng.normal(0.0, 0.02, shape).astype(np.float32)
+    ny, nx = shape
+    img[ny // 3:ny // 3 + 30, nx // 4:nx // 4 + 30] += 3.0
+    img[5:9, :40] = np.nan
+    img[2 * ny // 3, nx // 2] = np.inf
+    return img
+
+
+def test_torch_enhance_into_memmap_matches_memory(tmp_path):
+    enh = _enhancer()
+    img = _image()
+    ref = enh.enhance(img)
+    path = tmp_path / "in.dat"
+    img.tofile(path)
+    src = np.memmap(path, dtype=np.float32, mode="r", shape=img.shape)
+    dst = np.memmap(tmp_path / "out.dat", dtype=np.float32, mode="w+", shape=img.shape)
+    assert enh.enhance(src, out=dst) is dst
+    np.testing.assert_array_equal(np.asarray(dst), ref)        # same, NaN included
+    assert np.isnan(dst[5:9, :40]).all() and np.isnan(dst[200, 110])
+    np.testing.assert_array_equal(np.fromfile(path, np.float32).reshape(img.shape), img)
+    # copy-on-write mapping (numpy mode "c"): not modified either
+    cow = np.memmap(path, dtype=np.float32, mode="c", shape=img.shape)
+    before = np.array(cow)
+    enh.enhance(cow, out=dst)
+    np.testing.assert_array_equal(np.asarray(cow), before)
+    np.testing.assert_array_equal(np.asarray(dst), ref)
+
+
+def test_torch_enhance_fits_memmap_in_and_out(tmp_path):
+    import hashlib
+
+    from astropy.io import fits
+
+    enh = _enhancer()
+    img = _image((260, 300), seed=13)
+    ref = enh.enhance(img)
+    fits.PrimaryHDU(img).writeto(tmp_path / "in.fits")
+    fits.PrimaryHDU(np.zeros_like(img)).writeto(tmp_path / "out.fits")
+    digest = hashlib.sha256((tmp_path / "in.fits").read_bytes()).hexdigest()
+    with fits.open(tmp_path / "in.fits", memmap=True) as hin, \
+            fits.open(tmp_path / "out.fits", mode="update", memmap=True) as hout:
+        assert hin[0].data.dtype == np.dtype(">f4")
+        enh.enhance(hin[0].data, out=hout[0].data)
+        np.testing.assert_array_equal(hin[0].data, img)
+    assert hashlib.sha256((tmp_path / "in.fits").read_bytes()).hexdigest() == digest
+    np.testing.assert_array_equal(fits.getdata(tmp_path / "out.fits"), ref)
+
+
+def test_torch_enhance_out_checks_and_multiband(tmp_path):
+    from astro_enhance.enhancers import EnhancerInfo, TorchEnhancer
+
+    enh = _enhancer()
+    img = _image((80, 70))
+    with pytest.raises(InputError, match="shape"):
+        enh.enhance(img, out=np.zeros((70, 80), np.float32))
+    with pytest.raises(InputError, match="float32"):
+        enh.enhance(img, out=np.zeros((80, 70), np.float64))
+    with pytest.raises(InputError, match="shares memory"):
+        work = img.copy()
+        enh.enhance(work, out=work)
+    with pytest.raises(InputError, match="no finite pixel"):
+        enh.enhance(np.full((80, 70), np.nan, np.float32), out=np.zeros((80, 70), np.float32))
+    # three bands in, three out: (3, ny, nx) out, NaN restored per band
+    torch.manual_seed(0)
+    net = torch.nn.Conv2d(3, 3, 3, padding=1)
+    e3 = TorchEnhancer(net, EnhancerInfo("c3", "neural", channels_in=3, channels_out=3,
+                                         tile_size=32, overlap=8), device="cpu")
+    cube = np.stack([_image((80, 70), seed=s) for s in (1, 2, 3)])
+    cube[1, 50, 50] = np.nan
+    out = np.zeros((3, 80, 70), np.float32)
+    assert e3.enhance(cube, out=out) is out
+    np.testing.assert_array_equal(out, e3.enhance(cube))
+    assert np.isnan(out[1, 50, 50]) and np.isfinite(out[0, 50, 50])
+
+
+def test_torch_noise_estimate_matches_normalize():
+    """The streaming noise estimate is the one training uses (exact below 1 Mpx) and the
+    base class's block-sampled one above."""
+    from astro_enhance.enhancers.base import estimate_noise_bounded
+    from astro_enhance.normalize import estimate_noise
+
+    enh = _enhancer()
+    for shape in ((300, 220), (1100, 1000)):
+        img = _image(shape)
+        bad = ~np.isfinite(img)
+        filled = np.where(bad, np.float32(0), img)
+        got = enh._stream_noise(img[None], None)[0]
+        expected = estimate_noise_bounded(filled, mask=bad)
+        assert got == expected
+        if img.size <= 2 ** 20:
+            assert got == estimate_noise(filled, mask=bad)
