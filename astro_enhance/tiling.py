@@ -14,8 +14,14 @@ convolutional model whose receptive-field radius is at most ``overlap // 4``, th
 equals the untiled one up to float rounding.
 
 Because tiles lie on a Cartesian grid and the windows are separable, the summed weight is the
-outer product of two 1-D profiles: no full-size weight image is ever stored. Memory is the
-output accumulator (float32, one per output channel) plus one batch of tiles.
+outer product of two 1-D profiles: no full-size weight image is ever stored. Tiles are run in
+row-major order and the output is blended one strip of tile rows at a time: the accumulator
+holds ``tile height x image width`` pixels per output channel, and each output row is
+normalised and written out (to a new array or a preallocated ``out=``, e.g. a `numpy.memmap`)
+as soon as no later tile touches it. The input is read tile by tile. Pages of a memory-mapped
+input or ``out`` are handed back to the operating system once their rows are done (Linux
+``madvise``), so that a memory-mapped image streams through in memory set by the tile size,
+the batch size and the image *width*, not its area.
 
 Tiles smaller than the model's ``size_multiple`` requirement (only when the image itself is
 smaller than a tile) are padded by reflection and cropped after the model. On a GPU

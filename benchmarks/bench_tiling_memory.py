@@ -20,7 +20,8 @@ one of two modes:
 The child reports its peak resident set size (``resource.getrusage(RUSAGE_SELF).ru_maxrss``;
 it counts resident pages of mapped files too), its RSS before enhancing (after imports, model
 creation, a warm-up on a 300 x 300 piece and opening/loading the input) and the enhancement
-time; and, after the measurement, the float64 sum of the finite output pixels so that the two
+time (medians over ``--repeats`` runs; each run's peak is listed too, as the baseline
+varies by tens of MiB from process to process); and, after the measurement, the float64 sum of the finite output pixels so that the two
 modes can be checked to give the same result.
 
 Usage::
@@ -201,8 +202,11 @@ def main(argv=None):
                         raise SystemExit(f"case {mode}/{case} failed")
                     runs.append(json.loads(r.stdout.strip().splitlines()[-1]))
                 med = dict(runs[0])
-                for key in ("peak_mb", "rss_before_mb", "seconds"):
+                for r in runs:
+                    r["work_mb"] = r["peak_mb"] - r["rss_before_mb"]
+                for key in ("peak_mb", "rss_before_mb", "work_mb", "seconds"):
                     med[key] = float(statistics.median(r[key] for r in runs))
+                med["all_peaks"] = [round(r["peak_mb"], 1) for r in runs]
                 results[mode, case] = med
     for mode in args.modes:
         print(f"\nmode {mode!r}: " + {
@@ -215,11 +219,16 @@ def main(argv=None):
                   f"peak RSS {r['peak_mb']:7.1f} MiB  (before enhance {r['rss_before_mb']:6.1f};"
                   f" image {r['image_mb']:5.1f} MiB)  {r['seconds']:6.2f} s  "
                   f"({r['torch_threads']} torch threads)")
+            if len(r["all_peaks"]) > 1:
+                print(f"         peak RSS of each run: {r['all_peaks']} MiB")
         a, b = results[mode, "frame"], results[mode, "4x"]
         print(f"  peak RSS growth for 4x the area: {b['peak_mb'] / a['peak_mb']:.3f}x "
               f"({100 * (b['peak_mb'] / a['peak_mb'] - 1):+.1f}%; goal < +20%)")
-        wa, wb = a["peak_mb"] - a["rss_before_mb"], b["peak_mb"] - b["rss_before_mb"]
-        print(f"  peak - RSS before enhance: {wa:.1f} -> {wb:.1f} MiB")
+        print(f"  peak - RSS before enhance (median over runs): {a['work_mb']:.1f} -> "
+              f"{b['work_mb']:.1f} MiB")
+        if mode == "memory":
+            print(f"  of which the input and output arrays themselves grow by "
+                  f"{2 * (b['image_mb'] - a['image_mb']):.1f} MiB")
         print(f"  time ratio: {b['seconds'] / a['seconds']:.2f}x for 4x the pixels")
     if len(args.modes) == 2:
         for case in CASES:

@@ -2,14 +2,21 @@
 
 The pipeline around the network is fixed, and networks are trained in exactly the same space:
 
-1. non-finite pixels are filled with 0 (the sky level of sky-subtracted data) and remembered;
-2. ``sigma`` = the given noise or `astro_enhance.normalize.estimate_noise` of each band;
-3. ``y = asinh(x / (softening * sigma))`` (`astro_enhance.normalize.asinh_stretch`);
-4. ``y`` is cut into overlapping tiles (`astro_enhance.tiling.run_tiled`), each batch of tiles
-   goes through ``model(y)`` under `torch.inference_mode` (and autocast when running in half
-   precision), and the tiles are blended back;
-5. ``x = softening * sigma * sinh(y_out)`` (`astro_enhance.normalize.asinh_unstretch`) and
-   the masked pixels are set back to NaN.
+1. ``sigma`` = the given noise or `astro_enhance.normalize.estimate_noise` of each band
+   (non-finite pixels ignored; on a sample of blocks for images above 2**20 pixels, see
+   `astro_enhance.enhancers.estimate_noise_bounded`);
+2. the image is cut into overlapping tiles (`astro_enhance.tiling.run_tiled`); in each tile
+   non-finite pixels are filled with 0 (the sky level of sky-subtracted data) and
+   ``y = asinh(x / (softening * sigma))`` is applied (`astro_enhance.normalize.asinh_stretch`);
+3. each batch of tiles goes through ``model(y)`` under `torch.inference_mode` (and autocast
+   when running in half precision), and the tiles are blended back strip by strip;
+4. in each finished strip ``x = softening * sigma * sinh(y_out)``
+   (`astro_enhance.normalize.asinh_unstretch`) and the pixels that were not finite in the
+   input are set back to NaN; the strip is written to the output (``out=`` if given).
+
+No step makes a full-size copy, mask or temporary, so the memory is the input and output
+arrays plus a strip of ``tile_size`` rows; with a memory-mapped input and ``out`` (FITS files
+opened with ``memmap=True``), the memory no longer depends on the image height at all.
 
 Model convention: ``model(x)`` with ``x`` a float tensor ``(B, C_in, H, W)`` in the stretched
 space returns ``(B, C_out, H, W)`` in the same space (residual learning is inside the model);
