@@ -182,6 +182,12 @@ def unit_to_bunit(unit):
 
 _IMAGE_HDU_TYPES = (fits.PrimaryHDU, fits.ImageHDU, fits.CompImageHDU)
 
+#: What astropy raises on a damaged file: the usual I/O errors, and the KeyError, IndexError,
+#: ArithmeticError or VerifyError of an inconsistent header (NAXIS = 3 without NAXIS3,
+#: BITPIX = 12...). MemoryError is not among them.
+_DAMAGED = (OSError, EOFError, ValueError, TypeError, KeyError, IndexError, AttributeError,
+            ArithmeticError, fits.verify.VerifyError)
+
 
 def read_image(data, *, hdu=None, plane=None, wcs=None, unit=None):
     """Read any astropy image form into an `Image`.
@@ -429,7 +435,7 @@ def _open_fits(filename):
     except PermissionError as exc:
         raise FITSReadError(f"cannot read {filename!r}: permission denied; check the file's "
                             "permissions") from exc
-    except (OSError, EOFError, ValueError, TypeError) as exc:
+    except _DAMAGED as exc:
         if _looks_like_fits(filename):
             raise FITSReadError(f"{filename!r} is a truncated or corrupt FITS file ({exc}): "
                                 "download or write it again") from exc
@@ -462,7 +468,7 @@ def _select_hdu(hdul, hdu, filename):
     where = f" in {filename!r}" if filename else ""
     try:
         n = len(hdul)
-    except (OSError, ValueError, TypeError) as exc:  # lazy loading hits the truncation
+    except _DAMAGED as exc:  # lazy loading hits the truncation
         raise FITSReadError(f"truncated or corrupt FITS file{where} ({exc})") from exc
     if hdu is not None:
         try:
@@ -546,7 +552,7 @@ def _load_data(hdu_obj, index, filename):
         with warnings.catch_warnings():
             warnings.simplefilter("ignore", fits.verify.VerifyWarning)
             arr = hdu_obj.data
-    except (TypeError, ValueError, OSError, EOFError, IndexError) as exc:
+    except _DAMAGED as exc:
         raise FITSReadError(f"the data of HDU {index}{where} cannot be read: the file is "
                             f"truncated or corrupt ({exc})") from exc
     if arr is None:
@@ -645,7 +651,8 @@ def _check_cd_matrix(header, w):
     """wcslib replaces a zero row of a CD matrix by the unit matrix's (1 degree per pixel):
     refuse a singular CD matrix of the celestial axes instead of silently using that."""
     lng, lat = w.wcs.lng, w.wcs.lat
-    if lng < 0 or lat < 0 or not any(re.match(r"^CD\d+_\d+$", k) for k in header.keys()):
+    # Only when the CD matrix is what wcslib uses (PCi_j, when present, takes precedence).
+    if lng < 0 or lat < 0 or not w.wcs.has_cd() or w.wcs.has_pc():
         return
     axes = (lng + 1, lat + 1)
     try:
@@ -676,6 +683,15 @@ def _celestial_from(wcs_like, full_ndim, *, source, header=None, kept=None):
             raise WCSError(f"cannot use a {type(wcs_like).__name__} as a WCS: pass an "
                            "astropy.wcs.WCS or a FITS header")
     ctypes = [c for c in w.wcs.ctype]
+    if any(c.strip() for c in ctypes):
+        # wcslib checks the whole description here (singular matrices, inconsistent axis
+        # types, out-of-range values...); on a copy: the caller's WCS is never touched.
+        try:
+            w = w.deepcopy()
+            w.wcs.set()
+        except Exception as exc:  # noqa: BLE001 - wcslib raises many kinds here
+            raise WCSError(f"the WCS of {source} is invalid ({_wcslib_text(exc)}): fix it or "
+                           "pass wcs=") from exc
     if not any(c.strip() for c in ctypes):
         raise WCSError(f"{source} has no WCS (no CTYPE keywords): a celestial WCS (e.g. "
                        "RA---TAN/DEC--TAN) is needed; add one or pass wcs=")
@@ -687,19 +703,26 @@ def _celestial_from(wcs_like, full_ndim, *, source, header=None, kept=None):
         raise WCSError(f"the celestial axes of {source} (FITS axes {lng + 1}, {lat + 1}) are not "
                        f"the image axes kept (FITS axes {[k + 1 for k in kept]}): choose another "
                        "plane or pass wcs=")
-    cel = w.celestial if w.naxis != 2 else w.deepcopy()
+    try:
+        cel = w.celestial if w.naxis != 2 else w.deepcopy()
+    except Exception as exc:  # noqa: BLE001 - e.g. IndexError for NAXISn/WCSAXES mismatches
+        raise WCSError(f"the celestial part of the WCS of {source} cannot be extracted "
+                       f"({type(exc).__name__}: {exc}); check WCSAXES and NAXISn, or pass "
+                       "wcs=") from exc
     if cel.naxis != 2:
         raise WCSError(f"the celestial WCS of {source} has {cel.naxis} axes, expected 2")
     try:
-        det = float(np.linalg.det(cel.pixel_scale_matrix))
+        matrix = np.asarray(cel.pixel_scale_matrix, dtype=float)
+        sv = np.linalg.svd(matrix, compute_uv=False) if np.isfinite(matrix).all() else None
     except Exception as exc:  # noqa: BLE001 - astropy raises many kinds on broken WCS
         raise WCSError(f"the celestial WCS of {source} cannot be evaluated ({exc}): fix the "
                        "header or pass wcs=") from exc
-    if not np.isfinite(det) or det == 0:
-        raise WCSError(f"the pixel-to-sky matrix of {source} (CD, or PC x CDELT) is "
-                       f"{'singular' if det == 0 else 'not finite'}: "
-                       f"{cel.pixel_scale_matrix.tolist()}; fix the CD/PC/CDELT keywords or "
-                       "pass wcs=")
+    # Singular, or so close to it that pixel areas underflow (pixels 1e10 times longer than
+    # they are wide): no image is like that, a header with such a matrix is broken.
+    if sv is None or not sv[-1] > 1e-10 * sv[0] or not sv[-1] > 1e-100:
+        what = "not finite" if sv is None else "singular" if sv[-1] == 0 else "degenerate"
+        raise WCSError(f"the pixel-to-sky matrix of {source} (CD, or PC x CDELT) is {what}: "
+                       f"{matrix.tolist()}; fix the CD/PC/CDELT keywords or pass wcs=")
     return cel
 
 

@@ -370,6 +370,9 @@ def _flux_factor(wcs_in, shape_in, wcs_out, shape_out):
         a_in = float(_pixel_solid_angle(wcs_in, np.array([cx]), np.array([cy]))[0])
         ocx, ocy = (nx - 1) / 2.0, (ny - 1) / 2.0
         a_out = float(_pixel_solid_angle(wcs_out, np.array([ocx]), np.array([ocy]))[0])
+        if not (a_in > 0 and np.isfinite(a_out / a_in)):
+            raise WCSError("the input's pixel area cannot be computed at its centre (the WCS "
+                           "is degenerate there): check the CD/CDELT/PC keywords")
         return a_out / a_in, 0.0
     vals = ratio[valid]
     med = float(np.median(vals))
