@@ -681,9 +681,12 @@ def _start_local_cluster(n_workers):
     # asyncio install no handler): Ctrl-C reaches only this process, which cancels the work
     # and closes the cluster, instead of every worker printing a KeyboardInterrupt traceback.
     # The cost: Ctrl-C is ignored during the few seconds the workers take to start.
+    # Logs at CRITICAL only: a worker whose heartbeat meets the scheduler closing (at the end
+    # of a run, or after Ctrl-C/SIGTERM) logs an ERROR with a traceback, which is noise here;
+    # every file's failure is reported in the manifest and the summary.
     with _sigint_ignored():
         cluster = LocalCluster(n_workers=n_workers, threads_per_worker=1, processes=True,
-                               dashboard_address=None, silence_logs=logging.ERROR)
+                               dashboard_address=None, silence_logs=logging.CRITICAL)
     try:
         client = Client(cluster)
     except BaseException:

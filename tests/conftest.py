@@ -142,3 +142,64 @@ def bad_fits(tmp_path):
         return path, getattr(exc, name), pattern
 
     return make
+
+
+# ---------------------------------------------------------------------------------------------
+# No network: the suite runs with pytest-socket's --disable-socket --allow-unix-socket
+# --allow-hosts=127.0.0.1,localhost,::1 (setup.cfg addopts). Connections may only go to
+# loopback (dask's schedulers and workers) or Unix sockets (asyncio). Two additions here:
+# - tests marked ``enable_socket`` still may only connect to loopback;
+# - host names other than localhost are not resolved (pytest-socket's host filter checks
+#   connect() only, and a DNS lookup is network use too).
+
+_LOOPBACK_NAMES = {"localhost", "localhost.localdomain", "ip6-localhost", "ip6-loopback"}
+_NET_STATE = {}
+
+
+def _allowed_hosts(config):
+    try:
+        return config.getoption("--allow-hosts")
+    except ValueError:  # pytest-socket not installed
+        return None
+
+
+def _loopback_only_getaddrinfo(host, *args, **kwargs):
+    import ipaddress
+
+    name = host.decode() if isinstance(host, bytes) else host
+    if name in (None, "") or str(name).lower() in _LOOPBACK_NAMES:
+        return _NET_STATE["getaddrinfo"](host, *args, **kwargs)
+    try:
+        ipaddress.ip_address(str(name).split("%")[0])
+    except ValueError:
+        import pytest_socket
+
+        raise pytest_socket.SocketBlockedError(
+            f"A test tried to resolve the host name {name!r} (DNS is network use; only "
+            "loopback is allowed in the test suite).") from None
+    return _NET_STATE["getaddrinfo"](host, *args, **kwargs)
+
+
+@pytest.hookimpl(trylast=True)
+def pytest_runtest_setup(item):
+    hosts = _allowed_hosts(item.config)
+    if not hosts or item.config.getoption("--force-enable-socket"):
+        return
+    import socket
+
+    import pytest_socket
+
+    if item.get_closest_marker("enable_socket") or "socket_enabled" in item.fixturenames:
+        pytest_socket.socket_allow_hosts(hosts, allow_unix_socket=True)
+    if "getaddrinfo" not in _NET_STATE:
+        _NET_STATE["getaddrinfo"] = socket.getaddrinfo
+        socket.getaddrinfo = _loopback_only_getaddrinfo
+
+
+@pytest.hookimpl(trylast=True)
+def pytest_runtest_teardown(item):
+    import socket
+
+    real = _NET_STATE.pop("getaddrinfo", None)
+    if real is not None and socket.getaddrinfo is _loopback_only_getaddrinfo:
+        socket.getaddrinfo = real

@@ -24,6 +24,7 @@ so the module runs in well under a minute.
 import contextlib
 import errno
 import gzip
+import importlib.util
 import io
 import json
 import os
@@ -53,6 +54,12 @@ from astro_enhance.pipeline import enhance_fits
 from astro_enhance.resample import resample
 from astro_enhance.sample_data import make_sdss_sample
 from astro_enhance.weights import load_weights
+
+#: ``remove-stars`` is being written by another helper: its rows run when it exists.
+HAVE_REMOVE_STARS = importlib.util.find_spec("astro_enhance.commands.remove_stars") is not None
+NEEDS_REMOVE_STARS = (pytest.mark.skipif(not HAVE_REMOVE_STARS,
+                                         reason="the remove-stars subcommand is not in this "
+                                                "tree yet"),)
 
 SHAPE = (48, 48)
 #: Shape of a 48 x 48 SDSS sample on the DECaLS grid.
@@ -311,7 +318,6 @@ class Case:
     setup: Callable = None          # setup(c): extra preparation (weights, mounts, files)
     check: Callable = None          # check(c, result): the output is right (works rows)
     new: tuple = ()                 # paths (relative to tmp) a works row creates
-    leaves: tuple = ()              # paths a failing row is known to leave (documented)
     max_alloc_mb: float = None      # peak traced allocation allowed during the call
     argparse: bool = False          # the error is argparse's (usage line + error line)
     warns: type = None              # a warning the call must give
@@ -412,6 +418,23 @@ def _setup_batch_inputs(c):
     h = fits.Header()
     h["BUNIT"] = "nanomaggy"
     _write(c.tmp / "b.fits", [fits.PrimaryHDU(_sample().data, header=h)])
+
+
+def _catalogue_disk_full(c):
+    from astropy.table import Table
+
+    def write(self, *args, **kwargs):
+        raise OSError(errno.ENOSPC, os.strerror(errno.ENOSPC))
+    return mock.patch.object(Table, "write", write)
+
+
+def _check_clean(c):
+    from astropy.table import Table
+
+    with fits.open(c.out) as hdul:
+        assert hdul[0].data.shape == SHAPE and np.isfinite(hdul[0].data).all()
+        assert "MASK" in hdul
+    assert len(Table.read(c.tmp / "out.ecsv", format="ascii.ecsv")) >= 0
 
 
 def _setup_weights(kind):
@@ -716,14 +739,62 @@ CASES = [
     Case("cli_demo_outputs_exist", make=None, setup=_setup_demo_exists,
          argv=lambda c: ["demo", "-o", c.tmp / "demo", "--method", "bicubic"],
          error=exc.OutputExistsError, match=r"demo_sdss.fits exists; pass --overwrite"),
+    # --- remove-stars --------------------------------------------------------------------------
+    Case("cli_remove_stars_missing", make="missing", marks=NEEDS_REMOVE_STARS,
+         argv=lambda c: ["remove-stars", c.inp, "-o", c.out],
+         error=exc.FITSReadError, match=r"not found"),
+    Case("cli_remove_stars_all_nan", make="all_nan", marks=NEEDS_REMOVE_STARS,
+         argv=lambda c: ["remove-stars", c.inp, "-o", c.out],
+         error=exc.InputError, match=r"entirely NaN"),
+    Case("cli_remove_stars_4d", make="four_d", marks=NEEDS_REMOVE_STARS,
+         argv=lambda c: ["remove-stars", c.inp, "-o", c.out],
+         error=exc.InputError, match=r"4 dimensions"),
+    Case("cli_remove_stars_no_wcs_works", make="no_wcs", marks=NEEDS_REMOVE_STARS,
+         argv=lambda c: ["remove-stars", c.inp, "-o", c.out],
+         new=("out.ecsv", "out.fits"), check=lambda c, r: _check_clean(c)),
+    Case("cli_remove_stars_output_exists", setup=_setup_out_exists, marks=NEEDS_REMOVE_STARS,
+         argv=lambda c: ["remove-stars", c.inp, "-o", c.out],
+         error=exc.OutputExistsError, match=r"exists.*--overwrite"),
+    Case("cli_remove_stars_output_dir_missing", setup=_setup_missing_dir,
+         marks=NEEDS_REMOVE_STARS, argv=lambda c: ["remove-stars", c.inp, "-o", c.out],
+         error=exc.OutputError, match=r"does not exist"),
+    Case("cli_remove_stars_bad_fwhm", marks=NEEDS_REMOVE_STARS,
+         argv=lambda c: ["remove-stars", c.inp, "-o", c.out, "--fwhm", "3kg"],
+         error=exc.InputError, match=r"--fwhm '3kg'"),
+    Case("cli_remove_stars_bad_protect", marks=NEEDS_REMOVE_STARS,
+         argv=lambda c: ["remove-stars", c.inp, "-o", c.out, "--protect", "a,b"],
+         error=exc.InputError, match=r"--protect 'a,b'"),
+    Case("cli_remove_stars_psf_missing", marks=NEEDS_REMOVE_STARS,
+         argv=lambda c: ["remove-stars", c.inp, "-o", c.out, "--psf", c.tmp / "psf.fits"],
+         error=exc.FITSReadError, match=r"PSF file .* not found"),
+    Case("cli_remove_stars_unknown_method", marks=NEEDS_REMOVE_STARS,
+         argv=lambda c: ["remove-stars", c.inp, "-o", c.out, "--method", "erase"],
+         argparse=True, match=r"invalid choice: 'erase'"),
+    Case("cli_remove_stars_disk_full", patch=_disk_full, marks=NEEDS_REMOVE_STARS,
+         argv=lambda c: ["remove-stars", c.inp, "-o", c.out],
+         error=exc.OutputError, match=r"No space left on device"),
+    Case("cli_remove_stars_catalogue_disk_full", patch=_catalogue_disk_full,
+         argv=lambda c: ["remove-stars", c.inp, "-o", c.out],
+         error=exc.OutputError, match=r"No space left on device",
+         marks=NEEDS_REMOVE_STARS + (pytest.mark.xfail(
+             strict=True, reason="KNOWN (remove_stars.py, reported): the FITS output is "
+                                 "written before the catalogue and stays when the catalogue "
+                                 "cannot be written"),)),
+    Case("cli_remove_stars_preview_dir_missing",
+         argv=lambda c: ["remove-stars", c.inp, "-o", c.out, "--preview",
+                         c.tmp / "nodir" / "p.png"],
+         error=exc.OutputError, match=r"nodir.*does not exist",
+         marks=NEEDS_REMOVE_STARS + (pytest.mark.xfail(
+             strict=True, reason="KNOWN (remove_stars.py, reported): the preview directory "
+                                 "is checked after the FITS and ECSV outputs are written"),)),
     # --- train ---------------------------------------------------------------------------------
-    # KNOWN (training module, reported): the run directory and its recipe.json are written
-    # before the data are checked.
     Case("cli_train_no_data", make=None,
          argv=lambda c: ["train", "unet", "--data", c.tmp / "nodata", "--out", c.tmp / "run",
                          "--steps", "1", "--no-progress"],
          error=FileNotFoundError, match=r"no shard \(\*\.npz\) found",
-         leaves=("run", "run/recipe.json")),
+         marks=(pytest.mark.xfail(strict=True, reason="KNOWN (training, reported): the run "
+                                  "directory and its recipe.json are written before the "
+                                  "training data are checked"),)),
     Case("cli_train_unknown_recipe", make=None,
          argv=lambda c: ["train", "unet", "--data", c.tmp / "nodata", "--out", c.tmp / "run",
                          "--recipe", "nope", "--no-progress"],
@@ -855,7 +926,7 @@ def test_bad_input(case, tmp_path, capsys, monkeypatch):
     assert not [k for k in before if k not in after], "files removed"
     created = sorted(set(after) - set(before))
     if case.error is not None or case.argparse:
-        assert created == sorted(case.leaves), f"left behind: {created}"
+        assert created == [], f"left behind: {created}"
     else:
         assert created == sorted(case.new), f"created {created}, expected {sorted(case.new)}"
         if case.check is not None:
