@@ -18,7 +18,8 @@ factory or `Enhancer` subclass, e.g. in a plugin's ``setup.cfg``::
 
 A plugin that fails to load produces an `~astro_enhance.AstroEnhanceWarning` naming it and is
 skipped. A plugin can never replace a built-in: the built-in is kept and a warning names the
-plugin.
+plugin. The names of the built-in neural enhancers (``unet``, ``gan``...) are reserved even when
+their weights do not ship.
 
 Nothing here imports torch.
 """
@@ -88,6 +89,14 @@ def _add_builtin(name, factory, *, info=None, available=True, reason=""):
     _REGISTRY[key] = _Entry(key, factory, info, "built-in", available, reason)
 
 
+def _reserved_names():
+    """Names of the built-in neural enhancers: a plugin may not take them even when their
+    weights do not ship (``get_enhancer(name, weights=...)`` uses the built-in code)."""
+    from .builtin import NEURAL_NAMES
+
+    return NEURAL_NAMES
+
+
 def _ensure_loaded():
     _ensure_builtins()
     with _LOCK:
@@ -123,6 +132,11 @@ def _load_plugins():
             what = "built-in" if existing.builtin else f"already registered ({existing.source})"
             warnings.warn(f"enhancer plugin {label} is ignored: the name {key!r} belongs to the "
                           f"{what} enhancer, which is kept", AstroEnhanceWarning, stacklevel=3)
+            continue
+        if key in _reserved_names():
+            warnings.warn(f"enhancer plugin {label} is ignored: the name {key!r} is reserved "
+                          "for astro_enhance's built-in neural enhancer", AstroEnhanceWarning,
+                          stacklevel=3)
             continue
         _state["plugin"] = label
         try:
@@ -195,6 +209,11 @@ def register_enhancer(name, factory=None, *, overwrite=False, info=None):
     with _LOCK:
         existing = _REGISTRY.get(key)
         plugin = _state["plugin"]
+        if plugin is not None and existing is None and key in _reserved_names():
+            warnings.warn(f"enhancer plugin {plugin} tried to register {key!r}, a name reserved "
+                          "for astro_enhance's built-in neural enhancer; it is ignored",
+                          AstroEnhanceWarning, stacklevel=2)
+            return factory
         if existing is not None:
             if plugin is not None and existing.builtin:
                 warnings.warn(f"enhancer plugin {plugin} tried to replace the built-in "
