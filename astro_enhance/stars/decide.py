@@ -1,0 +1,220 @@
+"""Deciding what each candidate is: star, galaxy knot, galaxy core or other galaxy.
+
+The rules protect the target galaxy first. In order:
+
+1. A saturated candidate is a star (galaxies do not saturate survey images at these
+   depths), unless it is the protected core itself; so is a very bright one (peak above
+   ``bright_snr`` noise sigmas) that still matches the PSF: its halo and spikes widen the
+   best template, but no galaxy other than the protected one is that bright and compact.
+2. The candidate at the core of the protected galaxy is the *core*: never removed. (When the
+   protected object was found automatically and is itself point-like and no larger than a
+   star, it is a star and nothing is protected.)
+3. A candidate whose PSF match is poor (best normalised correlation below ``min_score``) or
+   whose best template is wider than ``max_scale`` is extended: a *knot* on the protected
+   galaxy, another *galaxy* elsewhere.
+4. Colour test, when g, r and i (SDSS-like) bands are given: a star lies on the stellar
+   locus in (g-r, r-i) (`stellar_locus_offset`). A point source more than
+   ``colour_sigma`` measurement errors (and at least ``colour_floor`` mag) off the locus is
+   not a star: a *knot* on the galaxy (star-forming regions, whose emission lines put them
+   off the locus), another *galaxy* elsewhere.
+5. On the protected galaxy, a star must in addition match the PSF at scale 1 at least as
+   well as ``on_galaxy_score`` and have S/N of at least ``on_galaxy_snr``; otherwise it is
+   a *knot*.
+6. Everything else is a star.
+
+Each decision comes with a plain-words reason, stored in the catalogue.
+"""
+
+import math
+
+import numpy as np
+
+__all__ = ["DecisionRules", "classify", "DECISIONS", "stellar_locus_offset"]
+
+#: Possible decisions.
+DECISIONS = ("star", "knot", "core", "galaxy")
+
+
+def stellar_locus_offset(gr, ri):
+    """Distance (magnitudes) of (g-r, r-i) colours from the stellar locus.
+
+    The locus is a coarse version of the SDSS one (Covey et al. 2007, AJ 134, 2398):
+    ``r - i = 0.38 (g - r) - 0.06`` for ``-0.3 < g - r < 1.2`` (F to K stars), and the near
+    vertical M-dwarf branch ``g - r`` 1.2-1.8 with ``r - i`` 0.3-2.5.
+
+    Parameters
+    ----------
+    gr, ri : float or ndarray
+        Colours in magnitudes.
+
+    Returns
+    -------
+    ndarray
+        Offset from the locus in magnitudes (0 on it; NaN where a colour is NaN).
+
+    Examples
+    --------
+    >>> round(float(stellar_locus_offset(0.45, 0.11)), 2)  # the Sun
+    0.0
+    >>> bool(stellar_locus_offset(0.3, 0.8) > 0.5)  # far off: not a star
+    True
+    """
+    gr = np.asarray(gr, dtype=float)
+    ri = np.asarray(ri, dtype=float)
+    # branch 1: straight segment
+    g1 = np.clip(gr, -0.3, 1.2)
+    d1 = np.hypot(gr - g1, ri - (0.38 * g1 - 0.06))
+    # branch 2: M dwarfs, a box
+    g2 = np.clip(gr, 1.2, 1.8)
+    r2 = np.clip(ri, 0.3, 2.5)
+    d2 = np.hypot(gr - g2, ri - r2)
+    out = np.minimum(d1, d2)
+    return np.where(np.isfinite(gr) & np.isfinite(ri), out, np.nan)
+
+
+class DecisionRules:
+    """Thresholds of the star / knot / core / galaxy decision.
+
+    Parameters
+    ----------
+    min_score : float
+        Lowest best ``TM_CCOEFF_NORMED`` score of a star.
+    max_scale : float
+        Largest best-matching template scale of a star (1 = the PSF).
+    on_galaxy_score : float
+        Lowest scale-1 score of a star on the protected galaxy.
+    on_galaxy_snr : float
+        Lowest S/N of a star on the protected galaxy.
+    on_galaxy_max_scale : float
+        Largest best-matching scale of a star on the protected galaxy.
+    colour_sigma : float
+        A point source further from the stellar locus than this many colour errors is not a
+        star (colour test, g, r, i bands only).
+    colour_floor : float
+        ... and at least this far (magnitudes).
+    knot_sigma : float
+        A point source on the galaxy whose colours are within this many sigmas of the median
+        colour of the galaxy's compact sources (when it has five or more) is a knot.
+    bright_snr, bright_score : float
+        A candidate whose fitted peak exceeds ``bright_snr`` noise sigmas and whose PSF score
+        at scale 1 is at least ``bright_score`` is a star whatever its best scale.
+    """
+
+    def __init__(self, *, min_score=0.5, max_scale=1.3, on_galaxy_score=0.7, on_galaxy_snr=8.0,
+                 on_galaxy_max_scale=1.3, colour_sigma=3.0, colour_floor=0.3, knot_sigma=1.0,
+                 bright_snr=1000.0, bright_score=0.8):
+        self.min_score = float(min_score)
+        self.max_scale = float(max_scale)
+        self.on_galaxy_score = float(on_galaxy_score)
+        self.on_galaxy_snr = float(on_galaxy_snr)
+        self.on_galaxy_max_scale = float(on_galaxy_max_scale)
+        self.colour_sigma = float(colour_sigma)
+        self.colour_floor = float(colour_floor)
+        self.knot_sigma = float(knot_sigma)
+        self.bright_snr = float(bright_snr)
+        self.bright_score = float(bright_score)
+
+    def __repr__(self):
+        items = ", ".join(f"{k}={v:g}" for k, v in vars(self).items())
+        return f"DecisionRules({items})"
+
+
+def classify(feat, *, rules=None):
+    """Decide star / knot / core / galaxy for every candidate.
+
+    Parameters
+    ----------
+    feat : dict of ndarray
+        Per-candidate features: ``snr``, ``peak_snr``, ``score`` (best), ``scale`` (best), ``score1`` (score
+        at scale 1), ``saturated`` (bool), ``on_galaxy`` (bool), ``is_core`` (bool), and
+        optionally ``locus_offset`` and ``locus_err`` (distance from the stellar locus and its
+        error, magnitudes; NaN when unknown) for the colour test.
+    rules : DecisionRules, optional
+        Thresholds.
+
+    Returns
+    -------
+    decision : ndarray of str
+    reason : ndarray of str
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> f = dict(snr=np.array([50., 50.]), score=np.array([0.95, 0.9]),
+    ...          scale=np.array([1.0, 2.0]), score1=np.array([0.95, 0.6]),
+    ...          saturated=np.array([False, False]), on_galaxy=np.array([False, False]),
+    ...          is_core=np.array([False, False]))
+    >>> classify(f)[0].tolist()
+    ['star', 'galaxy']
+    """
+    r = rules if rules is not None else DecisionRules()
+    n = len(feat["snr"])
+    decision = np.empty(n, dtype=object)
+    reason = np.empty(n, dtype=object)
+    locus = feat.get("locus_offset")
+    locus_err = feat.get("locus_err")
+    knot_distance = feat.get("knot_distance")
+    for i in range(n):
+        snr = float(feat["snr"][i])
+        score = float(feat["score"][i])
+        scale = float(feat["scale"][i])
+        s1 = float(feat["score1"][i])
+        if feat["is_core"][i]:
+            decision[i], reason[i] = "core", "core of the protected galaxy"
+            continue
+        if feat["saturated"][i]:
+            decision[i], reason[i] = "star", "saturated point source"
+            continue
+        psnr = float(feat["peak_snr"][i]) if "peak_snr" in feat else 0.0
+        if psnr >= r.bright_snr and s1 >= r.bright_score:
+            decision[i] = "star"
+            reason[i] = (f"bright point source (peak S/N {psnr:.0f}, PSF score {s1:.2f}) with "
+                         "halo")
+            continue
+        on = bool(feat["on_galaxy"][i])
+        where = "knot" if on else "galaxy"
+        if not np.isfinite(score) or score < r.min_score:
+            decision[i] = where
+            reason[i] = f"poor PSF match (score {score:.2f} < {r.min_score:g})"
+            continue
+        if scale > r.max_scale:
+            decision[i] = where
+            reason[i] = f"extended (best template scale {scale:.2f} > {r.max_scale:g})"
+            continue
+        if locus is not None and np.isfinite(locus[i]):
+            err = float(locus_err[i]) if locus_err is not None else 0.0
+            # photometric errors plus a 0.1 mag systematic (PSF mismatch between bands)
+            err = math.hypot(err if np.isfinite(err) else 1.0, 0.1)
+            tol = max(r.colour_sigma * err, r.colour_floor)
+            if locus[i] > tol:
+                decision[i] = where
+                reason[i] = (f"colours {locus[i]:.2f} mag off the stellar locus "
+                             f"(> {tol:.2f})")
+                continue
+        if on:
+            if s1 < r.on_galaxy_score:
+                decision[i] = "knot"
+                reason[i] = (f"on the galaxy and PSF score {s1:.2f} < "
+                             f"{r.on_galaxy_score:g}")
+                continue
+            if scale > r.on_galaxy_max_scale:
+                decision[i] = "knot"
+                reason[i] = (f"on the galaxy and best scale {scale:.2f} > "
+                             f"{r.on_galaxy_max_scale:g}")
+                continue
+            if snr < r.on_galaxy_snr:
+                decision[i] = "knot"
+                reason[i] = f"on the galaxy and S/N {snr:.1f} < {r.on_galaxy_snr:g}"
+                continue
+            if knot_distance is not None and np.isfinite(knot_distance[i]) and \
+                    knot_distance[i] < r.knot_sigma:
+                decision[i] = "knot"
+                reason[i] = (f"on the galaxy with the colours of its compact star-forming "
+                             f"knots ({knot_distance[i]:.1f} sigma)")
+                continue
+            decision[i] = "star"
+            reason[i] = f"point source on the galaxy (score {s1:.2f}, S/N {snr:.0f})"
+            continue
+        decision[i] = "star"
+        reason[i] = f"point source (score {score:.2f} at scale {scale:.2f})"
+    return decision.astype(str), reason.astype(str)

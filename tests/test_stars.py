@@ -1,0 +1,482 @@
+"""Tests of astro_enhance.stars: PSF models, matching, inpainting, decisions, removal, CLI.
+
+Synthetic scenes are small, seeded and built here (Moffat stars, an exponential galaxy with
+a core and extended knots); real-data tests use ../shared/data/real and skip when absent.
+"""
+
+import math
+import warnings
+from pathlib import Path
+
+import numpy as np
+import pytest
+from astropy.io import fits
+from astropy.wcs import WCS
+
+from astro_enhance.exceptions import FITSReadError, InputError, NoStarsWarning
+from astro_enhance.stars import (DecisionRules, PSFModel, classify, inpaint, match_scores,
+                                 psf_from_array, psf_from_fwhm, read_psf, remove_stars)
+from astro_enhance.stars.decide import stellar_locus_offset
+
+REAL = Path(__file__).parents[1].parent / "shared" / "data" / "real"
+
+FWHM = 3.0
+PSF = psf_from_fwhm(FWHM)
+
+
+def _wcs(shape, scale=0.396):
+    w = WCS(naxis=2)
+    w.wcs.ctype = ["RA---TAN", "DEC--TAN"]
+    w.wcs.crval = [150.0, 2.0]
+    w.wcs.crpix = [(shape[1] + 1) / 2, (shape[0] + 1) / 2]
+    w.wcs.cdelt = [-scale / 3600, scale / 3600]
+    w.wcs.cunit = ["deg", "deg"]
+    return w
+
+
+def _add_star(img, x, y, flux, psf=PSF):
+    ny, nx = img.shape
+    yy, xx = np.mgrid[0:ny, 0:nx]
+    img += flux * psf.evaluate(xx - x, yy - y)
+
+
+def _add_blob(img, x, y, flux, sigma):
+    ny, nx = img.shape
+    yy, xx = np.mgrid[0:ny, 0:nx]
+    img += flux * np.exp(-((xx - x) ** 2 + (yy - y) ** 2) / (2 * sigma ** 2)) \
+        / (2 * math.pi * sigma ** 2)
+
+
+def _galaxy(img, x0, y0, flux, r_e, q=0.7, core=None):
+    ny, nx = img.shape
+    yy, xx = np.mgrid[0:ny, 0:nx]
+    r = np.hypot(xx - x0, (yy - y0) / q)
+    h = r_e / 1.678
+    disk = np.exp(-r / h)
+    img += flux * disk / disk.sum()
+    if core:
+        _add_blob(img, x0, y0, core, 2.2)
+
+
+def _scene(seed, shape=(96, 96), stars=(), sigma=1.0, galaxy=None, knots=()):
+    rng = np.random.default_rng(seed)
+    img = rng.normal(0.0, sigma, shape)
+    if galaxy is not None:
+        _galaxy(img, *galaxy)
+    for x, y, f, s in knots:
+        _add_blob(img, x, y, f, s)
+    for x, y, f in stars:
+        _add_star(img, x, y, f)
+    return img.astype(np.float32)
+
+
+def _hdu(img):
+    h = _wcs(img.shape).to_header()
+    h["BUNIT"] = "nanomaggy"
+    h["FILTER"] = "r"
+    return fits.PrimaryHDU(img, header=h)
+
+
+def _quiet(**kw):
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        return remove_stars(**kw)
+
+
+# ----------------------------------------------------------------------------- PSF models
+def test_psf_from_fwhm_is_normalised_with_requested_width():
+    psf = psf_from_fwhm(4.0, beta=2.5)
+    assert psf.fwhm == pytest.approx(4.0, rel=0.06)  # pixel integration widens it a little
+    assert psf.stamp(81).sum() == pytest.approx(1.0, abs=0.01)
+    # sub-pixel shifts keep the flux
+    assert psf.stamp(41, dx=0.4, dy=-0.3).sum() == pytest.approx(psf.stamp(41).sum(), rel=2e-3)
+    # wings beyond the array follow the Moffat profile (positive, decreasing)
+    far = psf.profile(np.array([20.0, 40.0, 80.0]))
+    assert np.all(far > 0) and np.all(np.diff(far) < 0)
+
+
+def test_psf_from_array_measures_gaussian_fwhm():
+    yy, xx = np.mgrid[-12:13, -12:13]
+    sigma = 1.6
+    psf = psf_from_array(np.exp(-(xx ** 2 + yy ** 2) / (2 * sigma ** 2)))
+    assert psf.fwhm == pytest.approx(2.3548 * sigma, rel=0.05)
+
+
+@pytest.mark.parametrize("bad", [np.zeros((5, 5)), np.ones(7), np.ones((1, 9))])
+def test_psf_from_array_rejects_non_psfs(bad):
+    with pytest.raises(InputError):
+        psf_from_array(bad)
+
+
+def test_psf_fwhm_must_be_positive():
+    with pytest.raises(InputError, match="fwhm"):
+        psf_from_fwhm(-1)
+
+
+def test_read_psf_fits_image(tmp_path):
+    path = tmp_path / "psf.fits"
+    fits.PrimaryHDU(psf_from_fwhm(3.5).stamp(31)).writeto(path)
+    assert read_psf(path).fwhm == pytest.approx(psf_from_fwhm(3.5).fwhm, rel=0.03)
+
+
+def test_read_psf_wrong_kind_is_a_clear_error(tmp_path):
+    table = tmp_path / "table.fits"
+    fits.HDUList([fits.PrimaryHDU(), fits.BinTableHDU.from_columns(
+        [fits.Column("a", "E", array=np.arange(3.0))])]).writeto(table)
+    with pytest.raises(InputError, match="not a PSF file"):
+        read_psf(table)
+    sky = tmp_path / "sky.fits"
+    img = np.random.default_rng(0).normal(size=(600, 600)).astype(np.float32)
+    fits.PrimaryHDU(img).writeto(sky)
+    with pytest.raises(InputError, match="not a PSF file"):
+        read_psf(sky)
+    text = tmp_path / "psf.txt"
+    text.write_text("not fits\n" * 100)
+    with pytest.raises(FITSReadError, match="not a FITS file"):
+        read_psf(text)
+    with pytest.raises(FITSReadError, match="not found"):
+        read_psf(tmp_path / "missing.psf")
+
+
+# ----------------------------------------------------------------------------- matching
+def test_match_scores_separate_points_from_extended_sources():
+    img = _scene(1, stars=[(30, 30, 3000)], knots=[(66, 60, 3000, 3.5)])
+    scores, scale, best = match_scores(img, np.array([30.0, 66.0]), np.array([30.0, 60.0]), PSF)
+    assert scale[0] <= 1.0 and scores[0, 1] > 0.95
+    assert scale[1] >= 1.6
+    assert scores.shape == (2, 6)
+
+
+def test_match_scores_ignore_a_galaxy_gradient():
+    img = _scene(2, galaxy=(48, 48, 3e4, 12.0))
+    _add_star(img, 60.0, 52.0, 1500.0)
+    s, scale, best = match_scores(img, np.array([60.0]), np.array([52.0]), PSF)
+    assert scale[0] <= 1.0 and s[0, 1] > 0.95  # scale 1 is column 1
+    s_raw, _, _ = match_scores(img, np.array([60.0]), np.array([52.0]), PSF, detrend=False)
+    assert s_raw[0, 1] < s[0, 1] - 0.03
+
+
+# ----------------------------------------------------------------------------- inpainting
+@pytest.mark.parametrize("method", ["telea", "ns", "biharmonic"])
+def test_inpaint_in_float_without_quantising(method):
+    yy, xx = np.mgrid[0:48, 0:48]
+    img = (1e-17 * (3.0 + 0.05 * xx + 0.02 * yy)).astype(np.float64)  # tiny physical values
+    mask = np.zeros(img.shape, bool)
+    mask[18:28, 20:30] = True
+    img_nan = img.copy()
+    img_nan[0, 0] = np.nan
+    out = inpaint(img_nan, mask, method=method)
+    assert out.dtype == np.float32
+    err = np.abs(out[mask] - img[mask]).max() / 1e-17
+    # values 3-6e-17 filled to a few per cent (biharmonic: exactly); through 8 bits they
+    # would all be 0
+    assert err < (0.02 if method == "biharmonic" else 0.25)
+    assert np.isnan(out[0, 0])
+    assert np.array_equal(out[~mask & np.isfinite(img_nan)],
+                          img_nan[~mask & np.isfinite(img_nan)].astype(np.float32))
+
+
+def test_inpaint_adds_noise_back():
+    img = np.zeros((64, 64))
+    mask = np.zeros(img.shape, bool)
+    mask[10:50, 10:50] = True
+    out = inpaint(img, mask, method="ns", noise=2.0, rng=3)
+    assert np.std(out[mask]) == pytest.approx(2.0, rel=0.1)
+    assert np.array_equal(out, inpaint(img, mask, method="ns", noise=2.0, rng=3))
+
+
+def test_inpaint_unknown_method():
+    with pytest.raises(InputError, match="telea"):
+        inpaint(np.zeros((8, 8)), np.ones((8, 8), bool), method="magic")
+
+
+# ----------------------------------------------------------------------------- decisions
+def test_classify_rules_in_order():
+    n = 6
+    f = dict(snr=np.full(n, 50.0), peak_snr=np.full(n, 20.0),
+             score=np.array([0.95, 0.9, 0.3, 0.95, 0.9, 0.95]),
+             scale=np.array([1.0, 2.0, 1.0, 1.0, 1.0, 1.0]),
+             score1=np.array([0.95, 0.6, 0.3, 0.95, 0.5, 0.95]),
+             saturated=np.array([False, False, False, True, False, False]),
+             on_galaxy=np.array([False, False, False, False, True, True]),
+             is_core=np.array([False, False, False, False, False, True]))
+    dec, why = classify(f)
+    assert dec.tolist() == ["star", "galaxy", "galaxy", "star", "knot", "core"]
+    assert "extended" in why[1] and "saturated" in why[3] and "core" in why[5]
+    strict = classify(f, rules=DecisionRules(min_score=0.99))[0]
+    assert strict[0] == "galaxy"
+
+
+def test_stellar_locus():
+    assert stellar_locus_offset(0.45, 0.11) < 0.05  # a G star
+    assert stellar_locus_offset(1.45, 1.0) < 0.05  # an M dwarf
+    assert stellar_locus_offset(0.2, 0.9) > 0.5  # emission-line colours
+    assert np.isnan(stellar_locus_offset(np.nan, 0.1))
+
+
+# ----------------------------------------------------------------------------- removal
+STARS = [(20.3, 22.7, 900.0), (70.6, 18.2, 400.0), (15.1, 75.4, 250.0), (78.8, 70.9, 1500.0)]
+
+
+def test_removes_isolated_stars_by_subtraction():
+    img = _scene(3, stars=STARS)
+    truth = _scene(3)
+    before = img.copy()
+    res = _quiet(image=img, fwhm=FWHM, protect=False, rng=0)
+    assert np.array_equal(img, before)  # input untouched
+    assert res.n_removed == len(STARS)
+    cat = res.catalog
+    assert set(cat["removal"][cat["decision"] == "star"]) == {"subtract"}
+    for x, y, f in STARS:
+        j = int(np.argmin(np.hypot(cat["x"] - x, cat["y"] - y)))
+        assert abs(cat["x"][j] - x) < 0.2 and abs(cat["y"][j] - y) < 0.2
+        assert cat["flux"][j] == pytest.approx(f, rel=0.05)
+        yy, xx = np.ogrid[0:96, 0:96]
+        ap = (xx - x) ** 2 + (yy - y) ** 2 <= (2 * FWHM) ** 2
+        assert abs(np.sum((res.clean - truth)[ap])) < 0.03 * f
+        assert res.mask[int(round(y)), int(round(x))]
+    assert np.allclose(res.clean + res.stars, img, atol=1e-3)
+    for col in ("x", "y", "flux", "score", "scale", "colour", "decision", "reason"):
+        assert col in cat.colnames
+
+
+def test_psf_built_from_the_image_stars():
+    # no fwhm given: a Moffat fitted to the isolated stars
+    img = _scene(4, stars=STARS)
+    res = _quiet(image=img, protect=False, rng=0)
+    assert res.psf.fwhm == pytest.approx(PSF.fwhm, rel=0.1)
+    assert res.n_removed == len(STARS)
+
+
+def test_galaxy_core_and_knots_are_protected():
+    shape = (128, 128)
+    knots = [(54.0, 70.0, 900.0, 2.6), (75.0, 58.0, 700.0, 2.8), (58.0, 52.0, 800.0, 2.5)]
+    star = (80.5, 75.5, 1500.0)
+    img = _scene(5, shape=shape, galaxy=(64, 64, 4e4, 10.0, 0.7, 3000.0), knots=knots,
+                 stars=[star, (20.0, 110.0, 900.0)])
+    no_star = _scene(5, shape=shape, galaxy=(64, 64, 4e4, 10.0, 0.7, 3000.0), knots=knots)
+    res = _quiet(image=_hdu(img), fwhm=FWHM, rng=0)
+    cat = res.catalog
+    core = int(np.argmin(np.hypot(cat["x"] - 64, cat["y"] - 64)))
+    assert cat["decision"][core] == "core"
+    for x, y, _, _ in knots:
+        d = np.hypot(cat["x"] - x, cat["y"] - y)
+        if d.min() < 2:
+            assert cat["decision"][int(np.argmin(d))] in ("knot", "galaxy")
+    j = int(np.argmin(np.hypot(cat["x"] - star[0], cat["y"] - star[1])))
+    assert cat["decision"][j] == "star" and cat["on_galaxy"][j]
+    # galaxy light in 2 effective radii, away from the star: unchanged within 1%
+    yy, xx = np.ogrid[0:128, 0:128]
+    ap = ((xx - 64) ** 2 + (yy - 64) ** 2 <= 20 ** 2) & \
+        ((xx - star[0]) ** 2 + (yy - star[1]) ** 2 > (3 * FWHM) ** 2)
+    gal = np.sum(no_star[ap])
+    assert abs(np.sum(res.clean[ap]) - np.sum(img[ap])) < 0.01 * gal
+    assert "sky" in cat.colnames  # a WCS gives sky positions
+    assert "core" in cat.meta["protected"]
+
+
+def test_saturated_star_and_bleed_trail_are_masked_and_inpainted():
+    shape = (96, 96)
+    img = _scene(6, shape=shape, stars=[(30.0, 70.0, 400.0)])
+    _add_star(img, 60.3, 40.6, 2e5)
+    sat = 1500.0
+    trail = np.zeros(shape, bool)
+    for j in range(56, 66):  # clip and bleed along columns
+        col = img[:, j]
+        over = col > sat
+        if over.any():
+            lo, hi = np.nonzero(over)[0][[0, -1]]
+            trail[max(0, lo - 12):hi + 13, j] = True
+    img[trail | (img > sat)] = sat
+    hdu = _hdu(img)
+    hdu.header["SATURATE"] = sat
+    res = _quiet(image=hdu, fwhm=FWHM, protect=False, rng=0)
+    cat = res.catalog
+    j = int(np.argmin(np.hypot(cat["x"] - 60.3, cat["y"] - 40.6)))
+    assert cat["saturated"][j] and cat["removal"][j] == "inpaint"
+    assert res.inpainted[img >= sat].all()
+    assert res.clean.max() < 0.2 * sat
+    assert cat["mask_radius"][j] > 10
+
+
+def test_diffraction_spikes_are_masked():
+    shape = (160, 160)
+    img = _scene(7, shape=shape, sigma=1.0)
+    x0, y0 = 80.0, 80.0
+    _add_star(img, x0, y0, 3e5)
+    yy, xx = np.mgrid[0:160, 0:160]
+    ang = math.radians(25.0)
+    for a in (ang, ang + math.pi / 2):
+        t = (xx - x0) * math.cos(a) + (yy - y0) * math.sin(a)
+        d = np.abs(-(xx - x0) * math.sin(a) + (yy - y0) * math.cos(a))
+        img += (np.abs(t) < 60) * np.exp(-d ** 2 / 2.0) * 40.0 * np.exp(-np.abs(t) / 40)
+    res = _quiet(image=img.astype(np.float32), fwhm=FWHM, protect=False, rng=0)
+    j = int(np.argmin(np.hypot(res.catalog["x"] - x0, res.catalog["y"] - y0)))
+    assert res.catalog["removal"][j] == "inpaint"
+    assert res.catalog["n_spikes"][j] >= 4
+    # points along the spikes, beyond the halo mask
+    r = res.catalog["mask_radius"][j]
+    for a in (ang, ang + math.pi / 2, ang + math.pi, ang + 1.5 * math.pi):
+        for rr in (r + 5, min(r + 20, 55)):
+            px, py = x0 + rr * math.cos(a), y0 + rr * math.sin(a)
+            assert res.inpainted[int(round(py)), int(round(px))]
+
+
+def test_no_stars_gives_warning_and_unchanged_image():
+    img = _scene(8, shape=(64, 64))
+    with pytest.warns(NoStarsWarning, match="no stars"):
+        res = remove_stars(img, fwhm=FWHM, protect=False)
+    assert res.n_removed == 0
+    assert np.array_equal(res.clean, img)
+    assert not res.mask.any()
+    assert len(res.catalog[res.catalog["decision"] == "star"]) == 0
+
+
+def test_same_rng_same_result():
+    img = _scene(9, stars=[(48.0, 48.0, 3e5)])
+    a = _quiet(image=img, fwhm=FWHM, protect=False, rng=11, method="inpaint")
+    b = _quiet(image=img, fwhm=FWHM, protect=False, rng=11, method="inpaint")
+    assert np.array_equal(a.clean, b.clean)
+
+
+@pytest.mark.parametrize("method", ["subtract", "inpaint"])
+def test_forced_methods(method):
+    img = _scene(10, stars=STARS)
+    res = _quiet(image=img, fwhm=FWHM, protect=False, rng=0, method=method)
+    stars = res.catalog[res.catalog["decision"] == "star"]
+    assert set(stars["removal"]) == {method}
+    assert res.inpainted.any() == (method == "inpaint")
+
+
+@pytest.mark.parametrize("kw, match", [
+    (dict(method="erase"), "unknown method"),
+    (dict(inpaint="magic"), "unknown inpaint"),
+    (dict(threshold=-1), "threshold"),
+    (dict(fwhm=0.1), "fwhm"),
+    (dict(protect="centre"), "protect"),
+    (dict(psf=np.ones(5)), "2-D"),
+])
+def test_bad_options(kw, match):
+    with pytest.raises(InputError, match=match):
+        remove_stars(_scene(11, shape=(32, 32)), **kw)
+
+
+def test_bands_of_other_shape_without_wcs_are_refused():
+    with pytest.raises(InputError, match="same pixel grid"):
+        remove_stars(_scene(12, shape=(48, 48)), bands=[_scene(13, shape=(40, 48))])
+
+
+def test_bands_on_another_grid_are_resampled():
+    img = _scene(14, stars=STARS)
+    other = _scene(15, stars=STARS)
+    w2 = _wcs(img.shape)
+    w2.wcs.crpix = [w2.wcs.crpix[0] + 2, w2.wcs.crpix[1]]  # shifted by 2 pixels
+    with pytest.warns(Warning, match="resampled"):
+        res = remove_stars(_hdu(img), bands=[(other, w2)], fwhm=FWHM, protect=False, rng=0)
+    assert res.clean.shape == (2,) + img.shape
+    assert res.n_removed == len(STARS)
+
+
+def test_multiband_colours():
+    img = _scene(16, stars=STARS)
+    res = _quiet(image=_hdu(img), bands=[_hdu(0.5 * img)], fwhm=FWHM, protect=False, rng=0)
+    stars = res.catalog[res.catalog["decision"] == "star"]
+    # band order unknown to the colour definition: both are "r"; colour = -2.5 log(1/0.5)
+    assert np.nanmedian(stars["colour"]) == pytest.approx(-0.753, abs=0.05)
+    hdul = res.to_hdulist()
+    assert [h.name for h in hdul][:4] == ["PRIMARY", "STARS", "MASK", "CATALOG"]
+    assert hdul[0].data.shape == img.shape
+
+
+def test_rgb_png_input(tmp_path):
+    from skimage import io as skio
+
+    img = _scene(17, stars=STARS, sigma=2.0)
+    rgb = np.clip(np.stack([img, 0.8 * img, 0.6 * img], axis=-1) + 30, 0, 255).astype(np.uint8)
+    path = tmp_path / "cutout.png"
+    skio.imsave(path, rgb, check_contrast=False)
+    res = _quiet(image=str(path), fwhm=FWHM, protect=False, rng=0)
+    assert res.clean.shape == rgb.shape and res.clean.dtype == np.float32
+    assert res.band_names == ["R", "G", "B"]
+    assert res.n_removed >= 3
+    assert np.isfinite(np.asarray(res.catalog["colour"], float)).any()
+
+
+def test_result_fits_and_cli(tmp_path, capsys):
+    from astro_enhance.cli import main
+
+    img = _scene(18, stars=STARS)
+    src = tmp_path / "in.fits"
+    _hdu(img).writeto(src)
+    out = tmp_path / "clean.fits"
+    png = tmp_path / "prev.png"
+    assert main(["remove-stars", str(src), "-o", str(out), "--fwhm", "3", "--preview",
+                 str(png), "--protect", "none"]) == 0
+    assert "star(s) removed" in capsys.readouterr().out
+    with fits.open(out) as hdul:
+        assert [h.name for h in hdul] == ["PRIMARY", "STARS", "MASK", "CATALOG"]
+        assert hdul[0].header["AE_NSTAR"] == len(STARS)
+        assert hdul[0].header["CTYPE1"] == "RA---TAN"
+        assert hdul["MASK"].data.dtype == np.uint8
+        assert len(hdul["CATALOG"].data) >= len(STARS)
+    from astropy.table import Table
+    ecsv = Table.read(tmp_path / "clean.ecsv")
+    assert "decision" in ecsv.colnames and "ra" in ecsv.colnames
+    assert png.exists()
+    # existing output: refused on one line, exit 2
+    assert main(["remove-stars", str(src), "-o", str(out)]) == 2
+    assert "--overwrite" in capsys.readouterr().err
+    # a PSF file of the wrong kind
+    bad = tmp_path / "bad.fits"
+    fits.PrimaryHDU(np.random.default_rng(0).normal(size=(600, 600))).writeto(bad)
+    assert main(["remove-stars", str(src), "-o", str(tmp_path / "x.fits"), "--psf",
+                 str(bad)]) == 2
+    assert "not a PSF file" in capsys.readouterr().err
+
+
+# ----------------------------------------------------------------------------- real data
+def _real(path):
+    p = REAL / path
+    if not p.exists():
+        pytest.skip(f"real data {p} absent")
+    return p
+
+
+@pytest.mark.realdata
+def test_sdss_psfield_and_decam_psfex():
+    psf = read_psf(_real("sdss/psField-002583-2-0136.fits"), band="r")
+    # psField psf_width (effective FWHM) 1.05" = 2.65 px; the core FWHM is ~0.8 of it
+    assert 1.8 < psf.fwhm < 2.9
+    for b in "gi":
+        assert isinstance(read_psf(REAL / "sdss/psField-002583-2-0136.fits", band=b), PSFModel)
+    with pytest.raises(InputError, match="band"):
+        read_psf(REAL / "sdss/psField-002583-2-0136.fits", band="Q")
+    ex = read_psf(_real("decam/testcase6/calib/c4d_181215_051332_ooi_r_ls9-psfex.fits"))
+    assert 3.0 < ex.fwhm < 6.0  # psf_fwhm 4.8 px in the file
+    with pytest.raises(InputError, match="not a PSF file"):
+        read_psf(REAL / "decam/testcase6/images/c4d_181215_051332_ood_r_ls9.S9.fits")
+
+
+@pytest.mark.realdata
+def test_sdss_bright_star_with_spikes_is_masked():
+    from astro_enhance.io import read_image
+
+    img = read_image(_real("sdss/frame-r-002583-2-0136.fits.bz2"))
+    cut = (img.data[1190:1489, 600:900], img.wcs[1190:1489, 600:900])
+    res = _quiet(image=cut, rng=0, protect=False)
+    cat = res.catalog
+    j = int(np.argmin(np.hypot(cat["x"] - 150, cat["y"] - 150)))
+    assert cat["decision"][j] == "star" and cat["removal"][j] == "inpaint"
+    assert res.inpainted[150, 150]
+    assert cat["n_spikes"][j] >= 2
+
+
+@pytest.mark.realdata
+def test_decam_bleed_trail_is_masked():
+    from astro_enhance.io import read_image
+
+    path = _real("decam/testcase6/images/c4d_181215_051332_ooi_r_ls9.S9.fits")
+    dq = fits.getdata(str(path).replace("_ooi_", "_ood_"), 1)
+    res = _quiet(image=read_image(path, hdu=1), rng=0)
+    trail = (dq == 3) | (dq == 4)
+    assert res.inpainted[trail].mean() > 0.9
