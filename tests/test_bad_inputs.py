@@ -143,8 +143,8 @@ def _make_input(kind, tmp):
         return _huge_header_file(tmp / "in.fits.gz", compress=True)
     if kind == "ext_only":
         s = _sample()
-        return _write(p, [fits.PrimaryHDU(), fits.ImageHDU(s.data, header=s.header,
-                                                            name="SCI")])
+        ext = fits.ImageHDU(s.data, header=s.header, name="SCI")
+        return _write(p, [fits.PrimaryHDU(), ext])
     if kind == "table_only":
         table = fits.BinTableHDU.from_columns([fits.Column("a", "E", array=np.arange(5.0))])
         return _write(p, [fits.PrimaryHDU(), table])
@@ -591,7 +591,7 @@ CASES = [
     Case("write_fits_disk_full", patch=_disk_full, api=lambda c: write_fits(_sample(), c.out),
          error=exc.OutputError, match=r"No space left on device"),
 
-    # --- info --------------------------------------------------------------------------------------
+    # --- info -------------------------------------------------------------------------------------
     Case("cli_info_missing", make="missing", argv=lambda c: ["info", c.inp],
          error=exc.FITSReadError, match=r"not found"),
     Case("cli_info_not_fits", make="html", argv=lambda c: ["info", c.inp],
@@ -602,7 +602,7 @@ CASES = [
          error=exc.InputError, match=r"4 dimensions"),
     Case("cli_info_no_such_hdu", argv=lambda c: ["info", c.inp, "--hdu", "5"],
          error=exc.NoImageError, match=r"no HDU 5.*1 HDU"),
-    # --- resample ----------------------------------------------------------------------------------
+    # --- resample ---------------------------------------------------------------------------------
     Case("cli_resample_truncated", make="truncated_data",
          argv=lambda c: ["resample", c.inp, "-o", c.out],
          error=exc.FITSReadError, match=r"truncated"),
@@ -612,13 +612,13 @@ CASES = [
     Case("cli_resample_cube_plane_works", make="cube",
          argv=lambda c: ["resample", c.inp, "-o", c.out, "--plane", "1"],
          new=("out.fits",), check=_check_plane),
-    Case("cli_resample_unknown_survey", argv=lambda c: ["resample", c.inp, "-o", c.out,
-                                                         "--target", "euclid"],
+    Case("cli_resample_unknown_survey",
+         argv=lambda c: ["resample", c.inp, "-o", c.out, "--target", "euclid"],
          error=exc.SurveyError, match=r"unknown survey 'euclid'"),
     Case("cli_resample_huge_output_grid", make="huge_scale",
          argv=lambda c: ["resample", c.inp, "-o", c.out],
          error=exc.InputError, match=r"output grid would be", max_alloc_mb=64),
-    # --- enhance: inputs ---------------------------------------------------------------------------
+    # --- enhance: inputs --------------------------------------------------------------------------
     Case("cli_enhance_missing", make="missing", argv=_enh(),
          error=exc.FITSReadError, match=r"not found"),
     Case("cli_enhance_unreadable", patch=_unreadable, argv=_enh(),
@@ -686,7 +686,7 @@ CASES = [
          argv=lambda c: ["list"], exit=0, warns=exc.AstroEnhanceWarning, check=_check_list),
     Case("cli_list_bad_format", make=None, argv=lambda c: ["list", "--format", "xml"],
          argparse=True, match=r"invalid choice: 'xml'"),
-    # --- simulate ----------------------------------------------------------------------------------
+    # --- simulate ---------------------------------------------------------------------------------
     Case("cli_simulate_zero_scenes", make=None,
          argv=lambda c: ["simulate", "--n", "0", "--out", c.tmp / "sim", "--split", "train"],
          error=exc.SplitError, match=r"at least 1"),
@@ -698,17 +698,17 @@ CASES = [
          argv=lambda c: ["simulate", "--n", "1", "--out", c.tmp / "notes.txt" / "sim",
                          "--split", "train", "--no-progress"],
          error=exc.OutputError, match=r"cannot create output directory"),
-    # --- evaluate ----------------------------------------------------------------------------------
+    # --- evaluate ---------------------------------------------------------------------------------
     Case("cli_evaluate_unknown_method", make=None,
          argv=lambda c: ["evaluate", "--methods", "nope", "--n", "1", "--no-progress"],
          error=exc.EnhancerError, match=r"unknown enhancer 'nope'"),
-    Case("cli_evaluate_real_missing", argv=lambda c: ["evaluate", "--real",
-                                                       c.tmp / "nope.fits", c.inp],
+    Case("cli_evaluate_real_missing",
+         argv=lambda c: ["evaluate", "--real", c.tmp / "nope.fits", c.inp],
          error=exc.FITSReadError, match=r"not found"),
     Case("cli_evaluate_real_no_wcs", make="no_wcs",
          argv=lambda c: ["evaluate", "--real", c.inp, c.inp, "--methods", "bicubic"],
          error=exc.WCSError, match=r"no WCS"),
-    # --- batch -------------------------------------------------------------------------------------
+    # --- batch ------------------------------------------------------------------------------------
     Case("cli_batch_nothing_matches", make=None,
          argv=lambda c: ["batch", c.tmp / "none*.fits", "-o", c.tmp / "bout"],
          error=exc.InputError, match=r"no input files match"),
@@ -726,7 +726,7 @@ CASES = [
                          "--method", "bicubic", "--workers", "1", "--no-progress"],
          exit=1, new=("bout", "bout/a_enhanced.fits", "bout/batch_manifest.jsonl"),
          check=_check_batch_partial),
-    # --- demo --------------------------------------------------------------------------------------
+    # --- demo -------------------------------------------------------------------------------------
     Case("cli_demo_unknown_method", make=None,
          argv=lambda c: ["demo", "-o", c.tmp / "demo", "--method", "nope"],
          error=exc.EnhancerError, match=r"unknown enhancer 'nope'"),

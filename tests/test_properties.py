@@ -291,8 +291,8 @@ def test_random_wcs_objects(ctype, changes, use_cd, scale, data):
     crval, crpix = [150.0, 2.0], [5.0, 5.0]
     matrix = [-1.0, 0.0, 0.0, 1.0]
     for what, index, value in changes:
-        {"crval": crval, "crpix": crpix, "matrix": matrix}[what][index % (4 if what ==
-                                                                           "matrix" else 2)] = value
+        target = {"crval": crval, "crpix": crpix, "matrix": matrix}[what]
+        target[index % len(target)] = value
     w = WCS(naxis=2)
     try:
         w.wcs.ctype = list(ctype)
