@@ -297,13 +297,14 @@ def bench_sdss(preview_dir):
         print(f"   spike at {math.degrees(ang):6.1f} deg, length {length:.0f} px, "
               f"mask covers {cov:.0%} of it beyond the halo")
     if preview_dir is not None:
-        from astro_enhance.visualization import save_preview
+        from astro_enhance.stars.preview import save_star_preview
         sl = (slice(1140, 1489), slice(550, 950))
-        save_preview(Path(preview_dir) / "stars_sdss_m2.png",
-                     [("input (SDSS r, M2 field)", img.data[sl]), ("clean", res.clean[sl]),
-                      ("mask", res.mask[sl].astype(np.float32) + res.inpainted[sl])],
-                     title="remove_stars on the SDSS r frame 2583-2-136 (x 550-950, "
-                           "y 1140-1489)", unit="nanomaggy")
+        save_star_preview(Path(preview_dir) / "stars_sdss_m2.png", img.data[sl], res.clean[sl],
+                          res.mask[sl], inpainted=res.inpainted[sl],
+                          title="SDSS r frame 2583-2-136 (M2), x 550-950, y 1140-1489")
+        save_star_preview(Path(preview_dir) / "stars_sdss_m2_full.png", img.data, res.clean,
+                          res.mask, inpainted=res.inpainted, dpi=80,
+                          title=f"SDSS r frame 2583-2-136: {res.n_removed} stars removed")
     return dt
 
 
@@ -334,14 +335,14 @@ def bench_decam(preview_dir):
         print(f"   {f.name}: mask covers {cov:.1%} of saturated+bleed pixels "
               f"({res.inpainted[bleed].mean():.1%} of the bleed-trail border), "
               f"{res.n_removed} star(s), inpainted {res.inpainted.mean():.0%} of the cutout")
-        if not panels:
-            panels = [("input (DECam r, ADU)", img.data), ("clean", res.clean),
-                      ("mask", res.mask.astype(np.float32) + res.inpainted),
-                      ("pipeline DQ (3 sat, 4 bleed)", dq.astype(np.float32))]
+        if not panels and "051332" in f.name:
+            panels = [(img.data, res.clean, res.mask, res.inpainted, dq, f.name)]
     if preview_dir is not None and panels:
-        from astro_enhance.visualization import save_preview
-        save_preview(Path(preview_dir) / "stars_decam_bleed.png", panels,
-                     title=f"remove_stars on the DECam saturated star ({files[0].name})")
+        from astro_enhance.stars.preview import save_star_preview
+        data, clean, mask, inp, dq, name = panels[0]
+        save_star_preview(Path(preview_dir) / "stars_decam_bleed.png", data, clean, mask,
+                          inpainted=inp, extra=("pipeline DQ: 3 saturated, 4 bleed", dq),
+                          title=f"DECam saturated star and bleed trail ({name})")
     print(f"   median coverage {np.median(covs):.1%}, minimum {np.min(covs):.1%}")
     return covs
 

@@ -165,18 +165,17 @@ def run(args):
     write_fits(hdul, out, overwrite=args.overwrite)
     _write_ecsv(plain_catalog(result.catalog), cat_out, args.overwrite)
     if args.preview:
-        from ..visualization import save_preview
+        from ..stars.preview import save_star_preview
         first = result.clean
         orig = first + result.stars
         if first.ndim == 3:
-            if first.shape[-1] == 3 and result.band_names == ["R", "G", "B"]:
+            if result.layout == "rgb":
                 first, orig = first.mean(axis=-1), orig.mean(axis=-1)
             else:
                 first, orig = first[0], orig[0]
-        save_preview(args.preview, [("input", orig), ("clean", first),
-                                    ("mask (1 subtracted, 2 inpainted)",
-                                     result.mask.astype(np.float32) + result.inpainted)],
-                     title=f"remove-stars: {result.n_removed} star(s) removed")
+        save_star_preview(args.preview, orig, first, result.mask, inpainted=result.inpainted,
+                          title=f"remove-stars {Path(args.input).name}: {result.n_removed} "
+                                "star(s) removed")
     n_inp = int(np.sum(np.asarray(result.catalog["removal"]) == "inpaint")) \
         if len(result.catalog) else 0
     print(f"wrote {out}: {result.n_removed} star(s) removed ({n_inp} masked and inpainted), "

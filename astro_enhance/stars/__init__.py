@@ -9,9 +9,10 @@ from .core import METHODS, StarRemovalResult, plain_catalog, remove_stars
 from .decide import DECISIONS, DecisionRules, classify
 from .matching import DEFAULT_SCALES, match_scores
 from .psf import PSFModel, build_epsf, psf_from_array, psf_from_fwhm, read_psf
+from .preview import save_star_preview
 from .removal import INPAINT_METHODS, inpaint
 
 __all__ = ["remove_stars", "StarRemovalResult", "plain_catalog", "METHODS", "INPAINT_METHODS",
            "PSFModel", "psf_from_fwhm", "psf_from_array", "read_psf", "build_epsf",
            "match_scores", "DEFAULT_SCALES", "classify", "DecisionRules", "DECISIONS",
-           "inpaint"]
+           "inpaint", "save_star_preview"]

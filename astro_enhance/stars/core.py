@@ -170,8 +170,7 @@ class StarRemovalResult:
         mhdr = wh.copy()
         mhdr["COMMENT"] = "1: star model subtracted above the noise; 2: masked and inpainted"
         mask = fits.ImageHDU(m, header=mhdr, name="MASK")
-        tab = fits.table_to_hdu(plain_catalog(self.catalog))
-        tab.name = "CATALOG"
+        tab = _catalog_hdu(self.catalog)
         return fits.HDUList([prim, stars, mask, tab] + extra)
 
 
@@ -201,6 +200,41 @@ def plain_catalog(catalog):
         t["ra"].unit = "deg"
         t["dec"].unit = "deg"
     return t
+
+
+_META_KEYS = {"psf": "PSF", "fwhm_pixels": "FWHMPIX", "threshold": "THRESH", "method": "METHOD",
+              "inpaint": "INPAINT", "bands": "BANDS", "colour_definition": "COLOURS",
+              "protected": "PROTECT"}
+
+
+def _catalog_hdu(catalog):
+    """The catalogue as a FITS binary table named CATALOG (FITS-safe keywords and units)."""
+    from astropy.io import fits
+
+    from ..io import unit_to_bunit
+
+    t = plain_catalog(catalog)
+    meta = {}
+    for k, v in t.meta.items():
+        if k in _META_KEYS:
+            meta[_META_KEYS[k]] = str(v)[:68] if not isinstance(v, (int, float)) else v
+    t.meta = meta
+    units = {}
+    for name in t.colnames:
+        u = t[name].unit
+        if u is None:
+            continue
+        try:
+            u.to_string("fits")
+        except ValueError:
+            units[name] = unit_to_bunit(u) or str(u)
+            t[name].unit = None
+    hdu = fits.table_to_hdu(t)
+    for i, name in enumerate(t.colnames, start=1):
+        if name in units:
+            hdu.header[f"TUNIT{i}"] = units[name]
+    hdu.name = "CATALOG"
+    return hdu
 
 
 # -- inputs -----------------------------------------------------------------------------
@@ -715,11 +749,14 @@ def remove_stars(image, *, bands=None, psf=None, fwhm=None, threshold=5.0, metho
 
     # -- protected galaxy ------------------------------------------------------------------
     footprint = np.zeros(shape, bool)
-    core_xy = ext_light = None
+    core_xy = ext_light = core_xy2 = ext_light2 = None
     gal_models = [np.zeros(shape) for _ in range(nb)]
-    if protect_fp is not None or protect_xy is not None:
-        footprint, core_xy, ext_light = _protected_galaxy(snr_img, cx, cy, phot, psfs, rmss,
-                                                          nb, protect_xy, protect_fp)
+    if protect_fp is not None:
+        footprint = protect_fp
+    elif protect_xy is not None:
+        footprint, _, _ = galaxy_footprint(snr_img, 1.0, fwhm0, protect_xy,
+                                           search=max(3 * fwhm0, 0.05 * min(nx, ny)),
+                                           nsigma=FOOTPRINT_NSIGMA)
     # bright blends off the galaxy (saturated cores interpolated by survey pipelines break
     # into several peaks): one saturated-like candidate each
     if cx.size:
@@ -759,6 +796,13 @@ def remove_stars(image, *, bands=None, psf=None, fwhm=None, threshold=5.0, metho
                     gal_models[k] = _smooth_galaxy(sub[k], cx, cy, phot[k]["flux"], psfs[k],
                                                    rmss[k], near, fwhm0)
         cx, cy, phot = _photometry_near(sub, gal_models, bad, rmss, psfs, cx, cy, phot, near)
+        # two estimates: with every candidate subtracted (a bright star beside the core does
+        # not pull it) and without (a compact bulge subtracted as a PSF does not push it
+        # along an elongated galaxy); the candidates at both are protected
+        core_xy, ext_light = _galaxy_centre(sub[0], rmss[0], cx, cy, phot[0]["flux"], psfs[0],
+                                            footprint, protect_xy)
+        core_xy2, ext_light2 = _galaxy_centre(sub[0], rmss[0], cx, cy, phot[0]["flux"],
+                                              psfs[0], footprint, protect_xy, subtract=False)
     n = cx.size
     ix = np.clip(np.round(cx).astype(int), 0, nx - 1)
     iy = np.clip(np.round(cy).astype(int), 0, ny - 1)
@@ -795,11 +839,12 @@ def remove_stars(image, *, bands=None, psf=None, fwhm=None, threshold=5.0, metho
     is_core = np.zeros(n, bool)
     if core_xy is not None and n:
         r_fp = math.sqrt(footprint.sum() / math.pi)
-        d = np.hypot(cx - core_xy[0], cy - core_xy[1])
-        near_c = np.nonzero(d <= max(2.0, fwhm0))[0]
-        if near_c.size:
-            j = near_c[np.argmax(ext_light[iy[near_c], ix[near_c]])]
-            is_core[j] = True
+        for cxy, light in ((core_xy, ext_light), (core_xy2, ext_light2)):
+            d = np.hypot(cx - cxy[0], cy - cxy[1])
+            near_c = np.nonzero(d <= max(2.0, fwhm0, 0.1 * r_fp))[0]
+            if near_c.size:
+                j = near_c[np.argmax(light[iy[near_c], ix[near_c]])]
+                is_core[j] = True
     on_gal = footprint[iy, ix] if n else np.zeros(0, bool)
 
     # -- colours ------------------------------------------------------------------------------
@@ -831,7 +876,19 @@ def remove_stars(image, *, bands=None, psf=None, fwhm=None, threshold=5.0, metho
             footprint = np.zeros(shape, bool)
             on_gal = np.zeros(n, bool)
 
-    feat = dict(snr=snr, peak_snr=peak_snr, score=best_score, scale=best_scale, score1=score1, saturated=csat,
+    gal_frac = np.zeros(n)
+    near_core = np.zeros(n, bool)
+    if footprint.any() and n:
+        gflux = float(np.nansum(np.where(footprint, sub[0], 0.0)))
+        if gflux > 0:
+            gal_frac = np.where(flux > 0, flux / gflux, 0.0)
+        if core_xy is not None:
+            r_fp = math.sqrt(footprint.sum() / math.pi)
+            rc = max(2 * fwhm0, 0.15 * r_fp)
+            near_core = (np.hypot(cx - core_xy[0], cy - core_xy[1]) <= rc) | \
+                (np.hypot(cx - core_xy2[0], cy - core_xy2[1]) <= rc)
+    feat = dict(snr=snr, peak_snr=peak_snr, galaxy_fraction=gal_frac, near_core=near_core,
+                score=best_score, scale=best_scale, score1=score1, saturated=csat,
                 on_galaxy=on_gal, is_core=is_core, locus_offset=locus, locus_err=locus_err,
                 knot_distance=knot_dist)
     decision, reason = _decide.classify(feat) if n else (np.zeros(0, str), np.zeros(0, str))
@@ -1085,48 +1142,37 @@ def _smooth_galaxy(sub, cx, cy, flux, psf, rms, region, fwhm):
     return np.where(region, img, 0.0)
 
 
-def _protected_galaxy(snr_img, cx, cy, phot, psfs, rmss, nb, protect_xy, protect_fp):
-    """Footprint, centre position and smoothed light of the protected galaxy.
+def _galaxy_centre(sub0, rms0, cx, cy, flux, psf, footprint, protect_xy, subtract=True):
+    """Centre of the protected galaxy and its smoothed light.
 
-    The centre is the peak of the galaxy's smoothed light after subtracting every
-    candidate's PSF model: a median filter (0.4 footprint radii) removes what is left of
-    compact sources (imperfect subtractions, knots), a Gaussian (0.2 radii) smooths the
-    rest; neither a star beside the centre nor knots and arms move it much.
+    Every candidate's PSF model is subtracted; a median filter (0.4 footprint radii)
+    removes what is left of compact sources (imperfect subtractions, knots) and a Gaussian
+    (0.2 radii) smooths the rest: the peak is the centre of the galaxy's light, which
+    neither a star beside it nor knots and arms move much.
     """
     from scipy import ndimage
 
-    shape = snr_img.shape
+    shape = sub0.shape
     ny, nx = shape
-    fwhm0 = psfs[0].fwhm
-    flux = phot[0]["flux"]
-    n = cx.size
-    if protect_fp is not None:
-        footprint = protect_fp
-    else:
-        search = max(3 * fwhm0, 0.05 * min(nx, ny))
-        footprint, _, _ = galaxy_footprint(snr_img, 1.0, fwhm0, protect_xy, search=search,
-                                           nsigma=FOOTPRINT_NSIGMA)
-    if not footprint.any():
-        return footprint, None, None
-    ext = snr_img.copy()
-    pos = flux > 0 if n else np.zeros(0, bool)
+    fwhm = psf.fwhm
+    img = np.nan_to_num(sub0 / rms0)
+    pos = (flux > 0) & bool(subtract)
     if pos.any():
         ix = np.clip(np.round(cx).astype(int), 0, nx - 1)
         iy = np.clip(np.round(cy).astype(int), 0, ny - 1)
-        rad = np.clip(psfs[0].radius_at(flux, 0.1 * rmss[0][iy, ix]), 3 * fwhm0,
-                      0.25 * max(nx, ny))
-        pm = render_stars(shape, cx[pos], cy[pos], flux[pos], psfs[0], radius=rad[pos])
-        ext = ext - pm / rmss[0] / math.sqrt(nb)
+        rad = np.clip(psf.radius_at(flux, 0.1 * rms0[iy, ix]), 3 * fwhm, 0.25 * max(nx, ny))
+        img = img - render_stars(shape, cx[pos], cy[pos], flux[pos], psf,
+                                 radius=rad[pos]) / rms0
     r_fp = math.sqrt(footprint.sum() / math.pi)
-    # work on the footprint's bounding box, block-averaged when the galaxy is large
+    # the footprint's bounding box, block-averaged when the galaxy is large
     ys, xs = np.nonzero(footprint)
     pad = int(r_fp) + 2
     y0, y1 = max(0, ys.min() - pad), min(ny, ys.max() + pad + 1)
     x0, x1 = max(0, xs.min() - pad), min(nx, xs.max() + pad + 1)
     f = int(max(1, math.ceil(r_fp / 40.0)))
-    box = ext[y0:y1, x0:x1]
+    box = img[y0:y1, x0:x1]
+    hb, wb = box.shape[0] // f, box.shape[1] // f
     if f > 1:
-        hb, wb = box.shape[0] // f, box.shape[1] // f
         box = box[:hb * f, :wb * f].reshape(hb, f, wb, f).mean(axis=(1, 3))
     size = int(max(3, 0.4 * r_fp / f)) | 1
     smb = ndimage.gaussian_filter(ndimage.median_filter(box, size=size),
@@ -1139,16 +1185,22 @@ def _protected_galaxy(snr_img, cx, cy, phot, psfs, rmss, nb, protect_xy, protect
     if protect_xy is not None:
         yy, xx = np.ogrid[0:ny, 0:nx]
         allowed &= (xx - protect_xy[0]) ** 2 + (yy - protect_xy[1]) ** 2 \
-            <= max(3 * fwhm0, 0.5 * r_fp) ** 2
+            <= max(3 * fwhm, 0.5 * r_fp) ** 2
         if not allowed.any():
             allowed = footprint
     j = int(np.argmax(np.where(allowed, sm, -np.inf)))
-    return footprint, (float(j % nx), float(j // nx)), sm
+    return (float(j % nx), float(j // nx)), sm
 
 
 def inpaint_float(data, mask, method, rms, rng):
-    """Inpaint ``mask`` of ``data`` with noise ``rms`` added back (thin wrapper)."""
-    return inpaint(data, mask, method=method, noise=rms, rng=rng).astype(np.float64)
+    """Inpaint ``mask`` of ``data`` with noise added back: the background noise map, capped
+    at 1.5 times the image's robust pixel-to-pixel noise (background boxes dominated by a
+    bright star overestimate the sky noise)."""
+    from ..normalize import estimate_noise
+
+    cap = 1.5 * estimate_noise(data, mask=mask)
+    return inpaint(data, mask, method=method, noise=np.minimum(rms, cap),
+                   rng=rng).astype(np.float64)
 
 
 def _flux_from_saturation(sat, x, y, data, psf):

@@ -17,9 +17,12 @@ The rules protect the target galaxy first. In order:
    ``colour_sigma`` measurement errors (and at least ``colour_floor`` mag) off the locus is
    not a star: a *knot* on the galaxy (star-forming regions, whose emission lines put them
    off the locus), another *galaxy* elsewhere.
-5. On the protected galaxy, a star must in addition match the PSF at scale 1 at least as
-   well as ``on_galaxy_score`` and have S/N of at least ``on_galaxy_snr``; otherwise it is
-   a *knot*.
+5. On the protected galaxy, a point source (scale-1 score at least 0.6) away from the core
+   that holds more than ``knot_max_fraction`` of the galaxy's flux is a star (no single
+   knot is that bright). Otherwise a star must in addition match the PSF at scale 1 at least
+   as well as ``on_galaxy_score``, have S/N of at least ``on_galaxy_snr``, and -- when the
+   galaxy has five or more compact sources and several bands are given -- differ in colour
+   from them by ``knot_sigma`` or more; otherwise it is a *knot*.
 6. Everything else is a star.
 
 Each decision comes with a plain-words reason, stored in the catalogue.
@@ -98,11 +101,15 @@ class DecisionRules:
     bright_snr, bright_score : float
         A candidate whose fitted peak exceeds ``bright_snr`` noise sigmas and whose PSF score
         at scale 1 is at least ``bright_score`` is a star whatever its best scale.
+    knot_max_fraction : float
+        A point source on the galaxy (away from its core) holding more than this fraction of
+        the galaxy's flux is a star: single star-forming knots carry a few per cent of a
+        galaxy's light at most.
     """
 
-    def __init__(self, *, min_score=0.5, max_scale=1.3, on_galaxy_score=0.7, on_galaxy_snr=8.0,
-                 on_galaxy_max_scale=1.3, colour_sigma=3.0, colour_floor=0.3, knot_sigma=1.0,
-                 bright_snr=1000.0, bright_score=0.8):
+    def __init__(self, *, min_score=0.5, max_scale=1.3, on_galaxy_score=0.8, on_galaxy_snr=8.0,
+                 on_galaxy_max_scale=1.3, colour_sigma=3.0, colour_floor=0.3, knot_sigma=2.0,
+                 bright_snr=1000.0, bright_score=0.8, knot_max_fraction=0.1):
         self.min_score = float(min_score)
         self.max_scale = float(max_scale)
         self.on_galaxy_score = float(on_galaxy_score)
@@ -113,6 +120,7 @@ class DecisionRules:
         self.knot_sigma = float(knot_sigma)
         self.bright_snr = float(bright_snr)
         self.bright_score = float(bright_score)
+        self.knot_max_fraction = float(knot_max_fraction)
 
     def __repr__(self):
         items = ", ".join(f"{k}={v:g}" for k, v in vars(self).items())
@@ -127,7 +135,8 @@ def classify(feat, *, rules=None):
     feat : dict of ndarray
         Per-candidate features: ``snr``, ``peak_snr``, ``score`` (best), ``scale`` (best), ``score1`` (score
         at scale 1), ``saturated`` (bool), ``on_galaxy`` (bool), ``is_core`` (bool), and
-        optionally ``locus_offset`` and ``locus_err`` (distance from the stellar locus and its
+        optionally ``galaxy_fraction`` (flux over the protected galaxy's flux) with
+        ``near_core`` (bool), ``locus_offset`` and ``locus_err`` (distance from the stellar locus and its
         error, magnitudes; NaN when unknown) for the colour test.
     rules : DecisionRules, optional
         Thresholds.
@@ -192,6 +201,13 @@ def classify(feat, *, rules=None):
                              f"(> {tol:.2f})")
                 continue
         if on:
+            frac = float(feat["galaxy_fraction"][i]) if "galaxy_fraction" in feat else 0.0
+            near_core = bool(feat["near_core"][i]) if "near_core" in feat else True
+            if frac >= r.knot_max_fraction and s1 >= 0.6 and not near_core:
+                decision[i] = "star"
+                reason[i] = (f"point source on the galaxy with {frac:.0%} of its flux (no knot "
+                             "is that bright)")
+                continue
             if s1 < r.on_galaxy_score:
                 decision[i] = "knot"
                 reason[i] = (f"on the galaxy and PSF score {s1:.2f} < "
