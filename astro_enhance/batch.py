@@ -684,9 +684,13 @@ def _start_local_cluster(n_workers):
     # Logs at CRITICAL only: a worker whose heartbeat meets the scheduler closing (at the end
     # of a run, or after Ctrl-C/SIGTERM) logs an ERROR with a traceback, which is noise here;
     # every file's failure is reported in the manifest and the summary.
+    # No dashboard; the scheduler's small HTTP server (health checks) gets a free port instead
+    # of 8787, which another cluster or a Jupyter dashboard may hold (distributed then printed
+    # a multi-line "Port 8787 is already in use" warning at every run).
     with _sigint_ignored():
         cluster = LocalCluster(n_workers=n_workers, threads_per_worker=1, processes=True,
-                               dashboard_address=None, silence_logs=logging.CRITICAL)
+                               dashboard_address=None, silence_logs=logging.CRITICAL,
+                               scheduler_kwargs={"dashboard_address": ":0"})
     try:
         client = Client(cluster)
     except BaseException:
