@@ -124,3 +124,16 @@ def test_demo_runs_and_reports(tmp_path, capsys):
     enhanced = read_image(tmp_path / "demo" / "demo_enhanced.fits")
     truth = read_image(tmp_path / "demo" / "demo_truth.fits")
     assert enhanced.shape == truth.shape
+
+
+def test_default_method_is_the_best_available():
+    from astro_enhance.enhancers import list_enhancers
+    from astro_enhance.pipeline import PREFERRED_METHODS, default_method
+
+    names = set(list_enhancers()["name"])
+    expected = next(m for m in PREFERRED_METHODS if m in names)
+    assert default_method() == expected
+    from astro_enhance.weights import weights_dir
+
+    if (weights_dir() / "unet.safetensors").exists():
+        assert default_method() == "unet"
