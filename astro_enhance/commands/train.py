@@ -23,6 +23,8 @@ def add_arguments(parser):
     parser.add_argument("--minutes", type=float, default=None,
                         help="wall-clock budget; checkpoint and stop when spent")
     parser.add_argument("--steps", type=int, default=None, help="override the recipe's steps")
+    parser.add_argument("--max-steps", type=int, default=None,
+                        help="stop (checkpointed, resumable) after this many steps in this call")
     parser.add_argument("--resume", action="store_true", help="continue from OUT/checkpoint.pt")
     parser.add_argument("--init", default=None,
                         help="gan only: generator initial weights (weights stem or U-Net run dir)")
@@ -62,7 +64,7 @@ def run(args):
                          overrides={"steps": args.steps} if args.steps else None)
     kw = dict(recipe=recipe, minutes=args.minutes, resume=args.resume, val=args.val,
               threads=args.threads, progress=not args.no_progress,
-              max_samples=args.max_samples)
+              max_samples=args.max_samples, max_steps=args.max_steps)
     if args.model == "unet":
         res = train_unet(args.data, args.out, **kw)
     else:
