@@ -471,7 +471,7 @@ def _train(data, out, *, kind, recipe, minutes, resume, val, threads, progress,
     step, elapsed, best = 0, 0.0, None
     ckpt_path = out / "checkpoint.pt"
     if resume and ckpt_path.exists():
-        ck = torch.load(ckpt_path, map_location="cpu", weights_only=False)
+        ck = torch.load(ckpt_path, map_location="cpu", weights_only=True)
         model.load_state_dict(ck["model"])
         opt.load_state_dict(ck["opt"])
         if ema is not None and "ema" in ck:
@@ -696,7 +696,7 @@ def export_weights(run_dir, dest, *, step=None, data_seeds=None, extra=None):
     if dest.parent == Path(".") and not str(dest).startswith("."):
         dest = Path(__file__).resolve().parents[1] / "weights" / dest.name
     dest.parent.mkdir(parents=True, exist_ok=True)
-    ck = torch.load(run_dir / "checkpoint.pt", map_location="cpu", weights_only=False)
+    ck = torch.load(run_dir / "checkpoint.pt", map_location="cpu", weights_only=True)
     recipe = ck["recipe"]
     val = ck.get("val") or {}
     n_steps, minutes = int(ck["step"]), float(ck["elapsed"]) / 60.0
