@@ -231,7 +231,8 @@ def summarise(results, label, verbose=False):
           f"[<= 5%] (p90 {np.percentile(left, 90) if left else float('nan'):.2%})")
     print(f"   galaxy aperture (2 r50) flux change, scenes without stars near the galaxy: "
           f"median {np.median(clean_ap):.3%}, max {np.max(clean_ap):.3%} over "
-          f"{len(clean_ap)} scenes [<= 1%]")
+          f"{len(clean_ap)} scenes [<= 1%]; {sum(v > 0.01 for v in clean_ap)} scene(s) "
+          f"above 1%")
     print(f"   clean vs star-free aperture flux, all scenes: median {np.median(all_ap):.3%}, "
           f"p90 {np.percentile(all_ap, 90):.3%}")
     print(f"   remove_stars time per scene: median {np.median(times) * 1e3:.0f} ms")

@@ -207,6 +207,27 @@ def test_classify_rules_in_order():
     assert strict[0] == "galaxy"
 
 
+def test_classify_bright_fraction_and_colour_rules():
+    n = 5
+    f = dict(snr=np.full(n, 80.0), peak_snr=np.array([2000.0, 50, 50, 50, 50]),
+             score=np.full(n, 0.9), scale=np.array([2.0, 1.0, 1.0, 1.0, 1.0]),
+             score1=np.array([0.85, 0.7, 0.7, 0.95, 0.95]),
+             saturated=np.zeros(n, bool), on_galaxy=np.array([False, True, True, True, True]),
+             is_core=np.zeros(n, bool),
+             galaxy_fraction=np.array([0.0, 0.2, 0.2, 0.01, 0.01]),
+             near_core=np.array([False, False, True, False, False]),
+             knot_distance=np.array([np.nan, np.nan, np.nan, 0.5, 4.0]),
+             locus_offset=np.zeros(n), locus_err=np.full(n, 0.02))
+    dec, why = classify(f)
+    # very bright point source with a halo (wide best template); 20% of the galaxy's flux
+    # away from its core; the same next to the core (not decided by brightness); knot-like
+    # colours; colours unlike the knots'
+    assert dec.tolist() == ["star", "star", "knot", "knot", "star"]
+    assert "bright" in why[0] and "flux" in why[1] and "knots" in why[3]
+    f["locus_offset"] = np.array([0.0, 0.0, 0.0, 0.0, 0.8])
+    assert classify(f)[0][4] == "knot"  # far off the stellar locus
+
+
 def test_stellar_locus():
     assert stellar_locus_offset(0.45, 0.11) < 0.05  # a G star
     assert stellar_locus_offset(1.45, 1.0) < 0.05  # an M dwarf

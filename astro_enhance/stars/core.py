@@ -839,12 +839,28 @@ def remove_stars(image, *, bands=None, psf=None, fwhm=None, threshold=5.0, metho
     is_core = np.zeros(n, bool)
     if core_xy is not None and n:
         r_fp = math.sqrt(footprint.sum() / math.pi)
-        for cxy, light in ((core_xy, ext_light), (core_xy2, ext_light2)):
+        r_c = max(2.0, fwhm0, 0.1 * r_fp)
+        for e, (cxy, light) in enumerate(((core_xy, ext_light), (core_xy2, ext_light2))):
             d = np.hypot(cx - cxy[0], cy - cxy[1])
-            near_c = np.nonzero(d <= max(2.0, fwhm0, 0.1 * r_fp))[0]
+            near_c = np.nonzero(d <= r_c)[0]
             if near_c.size:
                 j = near_c[np.argmax(light[iy[near_c], ix[near_c]])]
+                if e == 1 and not is_core[j] and best_scale[j] <= 1.0 and score1[j] >= 0.9 \
+                        and math.hypot(cx[j] - core_xy[0], cy[j] - core_xy[1]) > 1.5 * r_c:
+                    # a sharp point source that only the unsubtracted light puts at the
+                    # centre, well away from the centre of the star-subtracted light: a
+                    # bright star beside the core, not the core
+                    continue
                 is_core[j] = True
+        # A core holding most of the galaxy's flux, away from the centre of the
+        # star-subtracted light, is a bright star on the galaxy (a bulge's PSF flux is a
+        # fraction of the galaxy's); saturated sources are stars.
+        gflux = float(np.nansum(np.where(footprint, sub[0], 0.0)))
+        for j in np.nonzero(is_core)[0]:
+            frac_j = flux[j] / gflux if gflux > 0 else 0.0
+            if csat[j] or (frac_j > 0.6 and
+                           math.hypot(cx[j] - core_xy[0], cy[j] - core_xy[1]) > 1.5):
+                is_core[j] = False
     on_gal = footprint[iy, ix] if n else np.zeros(0, bool)
 
     # -- colours ------------------------------------------------------------------------------

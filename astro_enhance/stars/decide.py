@@ -108,7 +108,7 @@ class DecisionRules:
     """
 
     def __init__(self, *, min_score=0.5, max_scale=1.3, on_galaxy_score=0.8, on_galaxy_snr=8.0,
-                 on_galaxy_max_scale=1.3, colour_sigma=3.0, colour_floor=0.3, knot_sigma=2.0,
+                 on_galaxy_max_scale=1.3, colour_sigma=3.0, colour_floor=0.5, knot_sigma=2.0,
                  bright_snr=1000.0, bright_score=0.8, knot_max_fraction=0.1):
         self.min_score = float(min_score)
         self.max_scale = float(max_scale)
