@@ -190,9 +190,10 @@ def run_scene(seed, bands, main="r", method="auto", inpaint="telea"):
     for r in rows:
         if r["snr"] >= 20 and not r["removed"]:
             notes.append(f"missed star S/N {r['snr']:.0f} on_gal={r['on_gal']} kind={r['kind']}")
-    return dict(seed=seed, rows=rows, knots=knots, core_removed=core_removed, ap_change=ap_change, notes=notes,
-                ap_vs_free=ap_vs_free, stars_near_galaxy=bool(near.any()), time=dt,
-                n_removed=res.n_removed, gal_type=gal["type"])
+    return dict(seed=seed, rows=rows, knots=knots, core_removed=core_removed,
+                ap_change=ap_change, notes=notes, ap_vs_free=ap_vs_free,
+                stars_near_galaxy=bool(near.any()), time=dt, n_removed=res.n_removed,
+                gal_type=gal["type"])
 
 
 def summarise(results, label, verbose=False):

@@ -133,11 +133,12 @@ def classify(feat, *, rules=None):
     Parameters
     ----------
     feat : dict of ndarray
-        Per-candidate features: ``snr``, ``peak_snr``, ``score`` (best), ``scale`` (best), ``score1`` (score
-        at scale 1), ``saturated`` (bool), ``on_galaxy`` (bool), ``is_core`` (bool), and
-        optionally ``galaxy_fraction`` (flux over the protected galaxy's flux) with
-        ``near_core`` (bool), ``locus_offset`` and ``locus_err`` (distance from the stellar locus and its
-        error, magnitudes; NaN when unknown) for the colour test.
+        Per-candidate features: ``snr``, ``peak_snr``, ``score`` (best), ``scale`` (best),
+        ``score1`` (score at scale 1), ``saturated`` (bool), ``on_galaxy`` (bool),
+        ``is_core`` (bool), and optionally ``galaxy_fraction`` (flux over the protected
+        galaxy's flux) with ``near_core`` (bool), ``knot_distance`` (colour distance from the
+        galaxy's compact sources, sigmas), ``locus_offset`` and ``locus_err`` (distance from
+        the stellar locus and its error, magnitudes; NaN when unknown) for the colour tests.
     rules : DecisionRules, optional
         Thresholds.
 
