@@ -138,7 +138,7 @@ class StarRemovalResult:
         header["AE_VER"] = (__version__, "astro_enhance version")
         header["AE_METH"] = ("remove-stars", "astro_enhance processing")
         header["AE_NSTAR"] = (self.n_removed, "stars removed")
-        header["AE_PSF"] = (str(meta.get("psf", ""))[:68], "PSF used for star removal")
+        header["AE_PSF"] = (str(meta.get("psf", ""))[:50], "PSF of star removal")
         if self.band_names:
             header["AE_BANDS"] = (",".join(self.band_names)[:68], "bands, in HDU order")
         header.add_history(f"astro_enhance {__version__}: {self.n_removed} star(s) removed "
