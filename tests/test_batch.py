@@ -27,6 +27,15 @@ from astro_enhance.batch import (EXIT_FAILED, EXIT_OK, EXIT_PARTIAL, MANIFEST_NA
 
 pytestmark = [pytest.mark.enable_socket, pytest.mark.timeout(240)]
 
+
+def _default_sigint():
+    # A process started in the background by a non-interactive shell (as CI and
+    # newcomer-check do) inherits SIGINT ignored, and Python then never raises
+    # KeyboardInterrupt. Give the child the default disposition, as a terminal would.
+    import signal
+
+    signal.signal(signal.SIGINT, signal.SIG_DFL)
+
 REPO = Path(__file__).parents[1]
 N_GOOD = 26
 BAD = {"corrupt_truncated.fits", "corrupt_text.fits", "corrupt_empty.fits", "nowcs.fits"}
@@ -291,7 +300,7 @@ def test_sigkill_and_rerun(inputs, local_run, tmp_path):
     out = tmp_path / "out"
     args = [str(inputs / "*.fits"), "-o", str(out), "--method", "bicubic", "--workers", "1",
             "--no-progress"]
-    proc = subprocess.Popen(_cli(args), env=_env(), cwd=tmp_path, start_new_session=True,
+    proc = subprocess.Popen(_cli(args), env=_env(), cwd=tmp_path, start_new_session=True, preexec_fn=_default_sigint,
                             stdout=subprocess.PIPE, stderr=subprocess.STDOUT)
     manifest = out / MANIFEST_NAME
     killed_running = False
@@ -353,7 +362,7 @@ def test_ctrl_c_stops_cleanly(inputs, tmp_path):
     out = tmp_path / "out"
     args = [str(inputs / "*.fits"), "-o", str(out), "--method", "bicubic", "--workers", "1",
             "--no-progress"]
-    proc = subprocess.Popen(_cli(args), env=_env(), cwd=tmp_path, start_new_session=True,
+    proc = subprocess.Popen(_cli(args), env=_env(), cwd=tmp_path, start_new_session=True, preexec_fn=_default_sigint,
                             stdout=subprocess.PIPE, stderr=subprocess.STDOUT)
     children = []
     try:
