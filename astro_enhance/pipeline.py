@@ -210,7 +210,7 @@ def _enhance(data, method=None, *, target="decals", device="auto", remove_stars=
                        "input's resolution and noise may be invented. Check AE_CHI2 and "
                        "AE_FLUXR before using it for measurements.")
     if remove_stars:
-        n = len(star_result.catalog)
+        n = int(star_result.n_removed)
         history.append(f"{n} star(s) removed before enhancement (MASK extension).")
     if samples > 1:
         history.append(f"Mean of {samples} samples; STD extension holds their std.")
