@@ -245,6 +245,7 @@ def _plain_table(catalog):
     from astropy.table import Table
 
     t = Table(catalog)
+    t.meta = {}  # run metadata (dicts, long keys) does not fit FITS cards; HISTORY says it
     for name in list(t.colnames):
         col = t[name]
         if col.__class__.__name__ == "SkyCoord" or hasattr(col, "frame"):
