@@ -137,3 +137,11 @@ def test_default_method_is_the_best_available():
 
     if (weights_dir() / "unet.safetensors").exists():
         assert default_method() == "unet"
+
+
+def test_remove_stars_adds_mask_and_catalogue(sample):
+    hdul = enhance_fits(make_sdss_sample(seed=3), method="bicubic", remove_stars=True, rng=0)
+    assert "MASK" in hdul and "STARS" in hdul
+    assert hdul["MASK"].data.shape == hdul[0].data.shape
+    assert hdul["MASK"].data.any()
+    assert any("removed before enhancement" in str(c) for c in hdul[0].header["HISTORY"])
