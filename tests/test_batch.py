@@ -36,6 +36,7 @@ def _default_sigint():
 
     signal.signal(signal.SIGINT, signal.SIG_DFL)
 
+
 REPO = Path(__file__).parents[1]
 N_GOOD = 26
 BAD = {"corrupt_truncated.fits", "corrupt_text.fits", "corrupt_empty.fits", "nowcs.fits"}
@@ -300,7 +301,8 @@ def test_sigkill_and_rerun(inputs, local_run, tmp_path):
     out = tmp_path / "out"
     args = [str(inputs / "*.fits"), "-o", str(out), "--method", "bicubic", "--workers", "1",
             "--no-progress"]
-    proc = subprocess.Popen(_cli(args), env=_env(), cwd=tmp_path, start_new_session=True, preexec_fn=_default_sigint,
+    proc = subprocess.Popen(_cli(args), env=_env(), cwd=tmp_path, start_new_session=True,
+                            preexec_fn=_default_sigint,
                             stdout=subprocess.PIPE, stderr=subprocess.STDOUT)
     manifest = out / MANIFEST_NAME
     killed_running = False
@@ -362,7 +364,8 @@ def test_ctrl_c_stops_cleanly(inputs, tmp_path):
     out = tmp_path / "out"
     args = [str(inputs / "*.fits"), "-o", str(out), "--method", "bicubic", "--workers", "1",
             "--no-progress"]
-    proc = subprocess.Popen(_cli(args), env=_env(), cwd=tmp_path, start_new_session=True, preexec_fn=_default_sigint,
+    proc = subprocess.Popen(_cli(args), env=_env(), cwd=tmp_path, start_new_session=True,
+                            preexec_fn=_default_sigint,
                             stdout=subprocess.PIPE, stderr=subprocess.STDOUT)
     children = []
     try:

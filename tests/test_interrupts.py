@@ -37,6 +37,7 @@ def _default_sigint():
 
     signal.signal(signal.SIGINT, signal.SIG_DFL)
 
+
 REPO = Path(__file__).parents[1]
 EXPECTED = {signal.SIGINT: (130, "astro-enhance: interrupted"),
             signal.SIGTERM: (143, "astro-enhance: terminated (SIGTERM)")}
@@ -131,7 +132,8 @@ def _start(hooks_dir, tmp_path, phase, args):
     env["DASK_DISTRIBUTED__WORKER__PRELOAD"] = '["ae_interrupt_hooks"]'
     env.pop("ASTRO_ENHANCE_DEVICE", None)
     proc = subprocess.Popen([sys.executable, str(hooks_dir / "driver.py"), *map(str, args)],
-                            env=env, cwd=tmp_path, start_new_session=True, preexec_fn=_default_sigint,
+                            env=env, cwd=tmp_path, start_new_session=True,
+                            preexec_fn=_default_sigint,
                             stdout=subprocess.PIPE, stderr=subprocess.PIPE)
     return proc, marks
 

@@ -101,11 +101,12 @@ def run(args):
 
     from ..version import __version__
 
-    summary.meta["command"] = "astro-enhance " + " ".join(
-        shlex.quote(a) for a in (sys.argv[1:] if sys.argv[0].endswith(("astro-enhance", "cli.py",
-                                                                         "__main__.py"))
-                                 else ["evaluate", "--methods", ",".join(methods),
-                                       "--n", str(args.n), "--split", args.split]))
+    if sys.argv[0].endswith(("astro-enhance", "cli.py", "__main__.py")):
+        argv = sys.argv[1:]
+    else:
+        argv = ["evaluate", "--methods", ",".join(methods), "--n", str(args.n),
+                "--split", args.split]
+    summary.meta["command"] = "astro-enhance " + " ".join(shlex.quote(a) for a in argv)
     summary.meta["astro_enhance_version"] = __version__
     summary.meta["machine"] = f"{platform.machine()}, {os.cpu_count()} cores, {platform.system()}"
     print(f"{args.n} {args.split} scenes x {len(bands)} band(s); median / 90th percentile per "
