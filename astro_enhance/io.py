@@ -28,7 +28,8 @@ from .exceptions import (AstroEnhanceWarning, FITSReadError, InputError, NoImage
                          OutputError, OutputExistsError, WCSError)
 from .version import __version__
 
-__all__ = ["Image", "read_image", "write_fits", "add_provenance", "image_to_hdu",
+__all__ = ["Image", "read_image", "write_fits", "write_table_atomic",
+           "add_provenance", "image_to_hdu",
            "parse_unit", "unit_to_bunit", "MAX_PIXELS"]
 
 #: Largest number of pixels an input file may declare (and `~astro_enhance.resample` may
@@ -987,3 +988,47 @@ def _as_hdulist(obj):
         return fits.HDUList(hdus)
     raise InputError(f"cannot write a {type(obj).__name__} as FITS: pass an HDUList, an HDU or "
                      "an Image")
+
+
+def write_table_atomic(table, path, *, format="ascii.ecsv"):
+    """Write an astropy table through a temporary file in the same directory and a rename.
+
+    The file is either complete or absent: a failure removes the temporary file and leaves
+    any existing file untouched. (Overwrite policy is the caller's.)
+
+    Parameters
+    ----------
+    table : `~astropy.table.Table`
+        Table to write.
+    path : str or path-like
+        Destination.
+    format : str, optional
+        astropy table format (default ECSV).
+
+    Returns
+    -------
+    `pathlib.Path`
+
+    Examples
+    --------
+    >>> import tempfile, os
+    >>> from astropy.table import Table
+    >>> p = write_table_atomic(Table({"a": [1]}), os.path.join(tempfile.mkdtemp(), "t.ecsv"))
+    >>> p.exists()
+    True
+    """
+    import os
+    import tempfile
+    from pathlib import Path
+
+    path = Path(path)
+    fd, tmp = tempfile.mkstemp(prefix="." + path.name + ".", suffix=".tmp", dir=path.parent)
+    os.close(fd)
+    try:
+        table.write(tmp, format=format, overwrite=True)
+        os.replace(tmp, path)
+    except BaseException:
+        if os.path.exists(tmp):
+            os.unlink(tmp)
+        raise
+    return path

@@ -1001,16 +1001,9 @@ def _write_manifest(out_dir, rows):
     new.meta["description"] = ("astro_enhance.simulate shards: one row per (seed, band); "
                                "file/index locate the row in its npz shard")
     new.meta["splits"] = {k: [v.start, v.stop] for k, v in SPLITS.items()}
-    fd, tmp = tempfile.mkstemp(prefix="manifest.", suffix=".ecsv", dir=out_dir)
-    os.close(fd)
-    try:
-        new.write(tmp, format="ascii.ecsv", overwrite=True)
-        os.replace(tmp, path)
-    except BaseException:
-        if os.path.exists(tmp):
-            os.unlink(tmp)
-        raise
-    return path
+    from .io import write_table_atomic
+
+    return write_table_atomic(new, path)
 
 
 def write_shards(out_dir, *, n, split, bands=("g", "r", "i"), workers=1, shard_size=64,

@@ -41,7 +41,6 @@ def add_arguments(parser):
 
 def _write_table(table, path, overwrite):
     import os
-    import tempfile
     from pathlib import Path
 
     from ..exceptions import OutputExistsError
@@ -49,16 +48,9 @@ def _write_table(table, path, overwrite):
     path = Path(path)
     if path.exists() and not overwrite:
         raise OutputExistsError(f"{path} exists; use --overwrite or another --out")
-    fd, tmp = tempfile.mkstemp(prefix=path.name + ".", suffix=".ecsv", dir=path.parent)
-    os.close(fd)
-    try:
-        table.write(tmp, format="ascii.ecsv", overwrite=True)
-        os.replace(tmp, path)
-    except BaseException:
-        if os.path.exists(tmp):
-            os.unlink(tmp)
-        raise
-    return path
+    from ..io import write_table_atomic
+
+    return write_table_atomic(table, path)
 
 
 def run(args):
