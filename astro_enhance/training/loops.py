@@ -438,12 +438,16 @@ def _train(data, out, *, kind, recipe, minutes, resume, val, threads, progress,
     dcfg = recipe.get("data", {})
     target = dcfg.get("target", "truth" if kind == "unet" else "decals")
     flux_target = dcfg.get("flux_target", target)
+    # the content (pixel) term of the GAN may use another target than the critic's "real"
+    # images, e.g. the noiseless truth while the critic sees realistic noisy DECaLS images
+    content_target = dcfg.get("content_target", target)
     from .data import StretchedPairs
     if isinstance(data, StretchedPairs):
         # e.g. a FitsPairDataset, whose single target is called "target"
         target = target if target in data.y else data.target_names[0]
         flux_target = flux_target if flux_target in data.y else target
-    targets = sorted({target, flux_target})
+        content_target = content_target if content_target in data.y else target
+    targets = sorted({target, flux_target, content_target})
     ds = _load_dataset(data, recipe, targets, max_samples=max_samples)
     vds = _load_dataset(val, recipe, targets) if val is not None else ds
     rng = np.random.default_rng(seed)
@@ -561,6 +565,7 @@ def _train(data, out, *, kind, recipe, minutes, resume, val, threads, progress,
             x = _to_t(b["input"])
             t = _to_t(b[target])
             tf = _to_t(b[flux_target])
+            tc = t if content_target == target else _to_t(b[content_target])
             row = {"step": step + 1, "lr": opt.param_groups[0]["lr"]}
             if kind == "unet":
                 pred = model(x)
@@ -596,9 +601,9 @@ def _train(data, out, *, kind, recipe, minutes, resume, val, threads, progress,
                         # content on a low-passed image: structure must match, the pixel
                         # scale texture is left to the adversarial term
                         lp = pixel_loss(torch.nn.functional.avg_pool2d(pred, cp),
-                                        torch.nn.functional.avg_pool2d(t, cp), kind=pl_kind)
+                                        torch.nn.functional.avg_pool2d(tc, cp), kind=pl_kind)
                     else:
-                        lp = pixel_loss(pred, t, kind=pl_kind)
+                        lp = pixel_loss(pred, tc, kind=pl_kind)
                     lf = flux_loss(pred, tf, pool=fpool) if fw else torch.zeros(())
                     df = critic(x, pred)
                     la = adversarial_loss(df, real=True, kind=recipe.get("adv_loss", "bce"))
