@@ -775,18 +775,11 @@ CASES = [
          error=exc.OutputError, match=r"No space left on device"),
     Case("cli_remove_stars_catalogue_disk_full", patch=_catalogue_disk_full,
          argv=lambda c: ["remove-stars", c.inp, "-o", c.out],
-         error=exc.OutputError, match=r"No space left on device",
-         marks=NEEDS_REMOVE_STARS + (pytest.mark.xfail(
-             strict=True, reason="KNOWN (remove_stars.py, reported): the FITS output is "
-                                 "written before the catalogue and stays when the catalogue "
-                                 "cannot be written"),)),
+         error=exc.OutputError, match=r"No space left on device", marks=NEEDS_REMOVE_STARS),
     Case("cli_remove_stars_preview_dir_missing",
          argv=lambda c: ["remove-stars", c.inp, "-o", c.out, "--preview",
                          c.tmp / "nodir" / "p.png"],
-         error=exc.OutputError, match=r"nodir.*does not exist",
-         marks=NEEDS_REMOVE_STARS + (pytest.mark.xfail(
-             strict=True, reason="KNOWN (remove_stars.py, reported): the preview directory "
-                                 "is checked after the FITS and ECSV outputs are written"),)),
+         error=exc.OutputError, match=r"nodir.*does not exist", marks=NEEDS_REMOVE_STARS),
     # --- train ---------------------------------------------------------------------------------
     Case("cli_train_no_data", make=None,
          argv=lambda c: ["train", "unet", "--data", c.tmp / "nodata", "--out", c.tmp / "run",

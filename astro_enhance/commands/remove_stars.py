@@ -110,42 +110,31 @@ def _parse_protect(text):
     return (x, y)
 
 
-def _write_ecsv(table, path, overwrite):
-    import os
-    import tempfile
+def _temporary_beside(path):
+    """A fresh hidden temporary name in ``path``'s directory that keeps its suffixes (FITS
+    compression and the preview format are chosen by suffix)."""
+    import secrets
 
-    from ..exceptions import OutputError
-
-    fd, tmp = tempfile.mkstemp(prefix=".tmp-", suffix=".ecsv", dir=path.parent)
-    os.close(fd)
-    try:
-        table.write(tmp, format="ascii.ecsv", overwrite=True)
-        os.replace(tmp, path)
-    except OSError as exc:
-        raise OutputError(f"cannot write catalogue {str(path)!r}: {exc}") from None
-    finally:
-        if os.path.exists(tmp):
-            os.remove(tmp)
+    return path.with_name(f".tmp-{secrets.token_hex(4)}-{path.name}")
 
 
 def run(args):
+    import os
     from pathlib import Path
 
     import numpy as np
 
-    from ..exceptions import OutputError, OutputExistsError
-    from ..io import write_fits
+    from ..exceptions import OutputError
+    from ..io import _check_output_path, write_fits, write_table_atomic
     from ..stars import plain_catalog, remove_stars
     from .info import parse_hdu
 
     out = Path(args.output)
     cat_out = catalog_path(out)
-    if not out.parent.exists():
-        raise OutputError(f"cannot write {str(out)!r}: directory {str(out.parent)!r} does not "
-                          "exist")
-    for p in (out, cat_out) + ((Path(args.preview),) if args.preview else ()):
-        if p.exists() and not args.overwrite:
-            raise OutputExistsError(f"output {str(p)!r} exists: pass --overwrite to replace it")
+    preview = Path(args.preview) if args.preview else None
+    # every output path is checked before any work
+    for p in (out, cat_out) + ((preview,) if preview is not None else ()):
+        _check_output_path(p, overwrite=args.overwrite)
     fwhm = _parse_fwhm(args.fwhm)
     protect = _parse_protect(args.protect)
     psf = None
@@ -162,22 +151,49 @@ def run(args):
     hdul = result.to_hdulist(history=[f"Input: {Path(args.input).name}"
                                       + (f" (+ {len(args.more_bands)} band(s))"
                                          if args.more_bands else "")])
-    write_fits(hdul, out, overwrite=args.overwrite)
-    _write_ecsv(plain_catalog(result.catalog), cat_out, args.overwrite)
-    if args.preview:
-        from ..stars.preview import save_star_preview
-        first = result.clean
-        orig = first + result.stars
-        if first.ndim == 3:
-            if result.layout == "rgb":
-                first, orig = first.mean(axis=-1), orig.mean(axis=-1)
-            else:
-                first, orig = first[0], orig[0]
-        save_star_preview(args.preview, orig, first, result.mask, inpainted=result.inpainted,
-                          title=f"remove-stars {Path(args.input).name}: {result.n_removed} "
-                                "star(s) removed")
+    # All or nothing: every output goes to a temporary beside it; only when all of them are
+    # written are they renamed into place. On any failure the temporaries are removed and
+    # nothing (new) is left behind.
+    tmps = {}
+    try:
+        tmps[out] = _temporary_beside(out)
+        write_fits(hdul, tmps[out], overwrite=True)
+        tmps[cat_out] = _temporary_beside(cat_out)
+        try:
+            write_table_atomic(plain_catalog(result.catalog), tmps[cat_out])
+        except OSError as exc:
+            raise OutputError(f"cannot write catalogue {str(cat_out)!r}: "
+                              f"{exc.strerror or exc}") from exc
+        if preview is not None:
+            from ..stars.preview import save_star_preview
+            first = result.clean
+            orig = first + result.stars
+            if first.ndim == 3:
+                if result.layout == "rgb":
+                    first, orig = first.mean(axis=-1), orig.mean(axis=-1)
+                else:
+                    first, orig = first[0], orig[0]
+            tmps[preview] = _temporary_beside(preview)
+            try:
+                save_star_preview(tmps[preview], orig, first, result.mask,
+                                  inpainted=result.inpainted,
+                                  title=f"remove-stars {Path(args.input).name}: "
+                                        f"{result.n_removed} star(s) removed")
+            except OSError as exc:
+                raise OutputError(f"cannot write preview {str(preview)!r}: "
+                                  f"{exc.strerror or exc}") from exc
+        for final, tmp in tmps.items():
+            os.replace(tmp, final)
+    except BaseException:
+        for tmp in tmps.values():
+            try:
+                os.unlink(tmp)
+            except OSError:
+                pass
+        raise
     n_inp = int(np.sum(np.asarray(result.catalog["removal"]) == "inpaint")) \
         if len(result.catalog) else 0
     print(f"wrote {out}: {result.n_removed} star(s) removed ({n_inp} masked and inpainted), "
-          f"{len(result.catalog) - result.n_removed} other source(s) kept; catalogue {cat_out}")
+          f"{len(result.catalog) - result.n_removed} other source(s) kept; catalogue {cat_out}"
+          + (f"; preview {preview}" if preview is not None else ""))
     return 0
