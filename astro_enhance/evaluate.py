@@ -25,13 +25,90 @@ import numpy as np
 from .exceptions import InputError
 
 __all__ = ["evaluate", "evaluate_real", "summarize", "format_summary", "make_figure",
-           "METRICS", "REFERENCE_ROWS"]
+           "parse_methods", "METRICS", "REFERENCE_ROWS"]
 
 #: Metric columns of the per-image table.
 METRICS = ("psnr", "ssim", "flux_error", "chi2", "hf_power", "seconds")
 
 #: Reference rows added to every benchmark (not enhancers).
 REFERENCE_ROWS = ("sdss-input", "decals-like")
+
+
+def _split_top(text, sep):
+    """Split on ``sep`` outside parentheses."""
+    parts, depth, cur = [], 0, []
+    for ch in text:
+        if ch == "(":
+            depth += 1
+        elif ch == ")":
+            depth -= 1
+            if depth < 0:
+                raise InputError(f"unbalanced ')' in method list {text!r}")
+        if ch == sep and depth == 0:
+            parts.append("".join(cur))
+            cur = []
+        else:
+            cur.append(ch)
+    if depth != 0:
+        raise InputError(f"unbalanced '(' in method list {text!r}")
+    parts.append("".join(cur))
+    return [p.strip() for p in parts if p.strip()]
+
+
+def parse_methods(methods):
+    """Method specifications -> list of ``(label, name, options)``.
+
+    A specification is an enhancer name, optionally followed by its options in parentheses,
+    ``name(key=value, ...)``: values are Python literals (numbers, strings, booleans). The
+    label, used in the tables, is the specification with spaces removed.
+
+    Parameters
+    ----------
+    methods : str or sequence of str
+        Comma-separated string (commas inside parentheses belong to the options) or list.
+
+    Returns
+    -------
+    list of tuple
+
+    Raises
+    ------
+    astro_enhance.InputError
+        If the list is empty or a specification cannot be parsed.
+
+    Examples
+    --------
+    >>> parse_methods("bicubic, bilateral(sigma_color=8, sigma_space=8)")
+    [('bicubic', 'bicubic', {}), ('bilateral(sigma_color=8,sigma_space=8)', 'bilateral', {'sigma_color': 8, 'sigma_space': 8})]
+    """
+    import ast
+
+    specs = _split_top(methods, ",") if isinstance(methods, str) else [
+        str(m).strip() for m in methods if str(m).strip()]
+    if not specs:
+        raise InputError("no method given; e.g. --methods bicubic,richardson-lucy")
+    out = []
+    for spec in specs:
+        name, opts = spec, {}
+        if "(" in spec:
+            if not spec.endswith(")"):
+                raise InputError(f"cannot parse method {spec!r}: write name(key=value, ...)")
+            name, inner = spec[:-1].split("(", 1)
+            name = name.strip()
+            for item in _split_top(inner, ","):
+                key, eq, val = item.partition("=")
+                key = key.strip()
+                if not eq or not key.isidentifier():
+                    raise InputError(f"cannot parse option {item!r} of method {spec!r}: "
+                                     "write key=value")
+                try:
+                    opts[key] = ast.literal_eval(val.strip())
+                except (ValueError, SyntaxError):
+                    opts[key] = val.strip()
+        if not name:
+            raise InputError(f"method {spec!r} has no name")
+        out.append(("".join(spec.split()), name, opts))
+    return out
 
 
 def _scenes_from_simulation(seeds, bands, stamp_arcsec):
@@ -131,8 +208,10 @@ def evaluate(methods, *, n=200, split="bench", bands=("r",), start=None, shards=
 
     Parameters
     ----------
-    methods : sequence of str
-        Enhancer names (see ``astro-enhance list``).
+    methods : str or sequence of str
+        Enhancer names (see ``astro-enhance list``), each optionally with options,
+        ``"bilateral(sigma_color=8, sigma_space=8)"`` (see `parse_methods`); the tables label
+        each method by its specification.
     n : int, optional
         Number of scenes (seeds ``start .. start + n - 1`` of the split).
     split : str, optional
@@ -182,12 +261,9 @@ def evaluate(methods, *, n=200, split="bench", bands=("r",), start=None, shards=
     from .pipeline import enhance_fits
     from .simulate import _check_bands, check_seeds
 
-    methods = [m.strip() for m in (methods.split(",") if isinstance(methods, str) else methods)
-               if m.strip()]
-    if not methods:
-        raise InputError("no method given; e.g. --methods bicubic,richardson-lucy")
-    for m in methods:
-        get_enhancer(m, device=device)  # unknown names fail before any work
+    parsed = parse_methods(methods)
+    for _, name, opts in parsed:
+        get_enhancer(name, device=device, **opts)  # unknown names fail before any work
     bands = _check_bands(bands)
     seeds = check_seeds(split, start=start, n=n)
     scenes = (_scenes_from_shards(shards, split, seeds, bands) if shards is not None
@@ -200,9 +276,10 @@ def evaluate(methods, *, n=200, split="bench", bands=("r",), start=None, shards=
     for sc in scenes:
         outs = {}
         hdu = image_to_hdu(sc["sdss"])
-        for m in methods:
+        for m, name, opts in parsed:
             t0 = time.perf_counter()
-            hdul = enhance_fits(hdu, method=m, target="decals", device=device)
+            hdul = enhance_fits(hdu, method=name, target="decals", device=device,
+                                options=opts)
             dt = time.perf_counter() - t0
             out = _as_grid(hdul[0], sc)
             outs[m] = out
@@ -403,13 +480,11 @@ def evaluate_real(sdss, decals, methods, *, device="cpu", band=None):
     s_img = read_image(sdss)
     d_img = read_image(decals)
     band = band or str(s_img.header.get("FILTER", "r")).strip()[:1] or "r"
-    methods = [m.strip() for m in (methods.split(",") if isinstance(methods, str) else methods)
-               if m.strip()]
     runs = {}
     grid = None
-    for m in methods:
+    for m, name, opts in parse_methods(methods):
         t0 = time.perf_counter()
-        hdul = enhance_fits(s_img, method=m, target="decals", device=device)
+        hdul = enhance_fits(s_img, method=name, target="decals", device=device, options=opts)
         runs[m] = (np.asarray(hdul[0].data, dtype=np.float64), time.perf_counter() - t0)
         grid = hdul[0].header
     base = resample(s_img, "decals", return_type="image")

@@ -69,7 +69,7 @@ def _fwhm(survey, band, default_band="r"):
 
 def enhance_fits(data, method=None, *, target="decals", device="auto", remove_stars=False,
                  tile_size=None, overlap=None, weights=None, samples=1, rng=None,
-                 progress=False, hdu=None, conserve_flux=None, north_up=False):
+                 progress=False, hdu=None, conserve_flux=None, north_up=False, options=None):
     """Enhance an image onto a target survey's grid and return FITS with provenance.
 
     The steps are: read the input (any astropy image form), resample it with `reproject`
@@ -98,6 +98,9 @@ def enhance_fits(data, method=None, *, target="decals", device="auto", remove_st
     samples : int, optional
         Number of samples for stochastic enhancers; with ``samples > 1`` the primary HDU is
         the mean and an ``STD`` extension holds the per-pixel standard deviation.
+    options : dict, optional
+        Options of the enhancer (see its docstring), e.g.
+        ``{"sigma_color": 8, "sigma_space": 8}`` for ``bilateral``; recorded in HISTORY.
     rng : int or `numpy.random.Generator`, optional
         Seed for stochastic enhancers and star-removal noise.
     progress : bool, optional
@@ -135,13 +138,13 @@ def enhance_fits(data, method=None, *, target="decals", device="auto", remove_st
     hdul, _ = _enhance(data, method, target=target, device=device, remove_stars=remove_stars,
                        tile_size=tile_size, overlap=overlap, weights=weights, samples=samples,
                        rng=rng, progress=progress, hdu=hdu, conserve_flux=conserve_flux,
-                       north_up=north_up)
+                       north_up=north_up, options=options)
     return hdul
 
 
 def _enhance(data, method=None, *, target="decals", device="auto", remove_stars=False,
              tile_size=None, overlap=None, weights=None, samples=1, rng=None, progress=False,
-             hdu=None, conserve_flux=None, north_up=False):
+             hdu=None, conserve_flux=None, north_up=False, options=None):
     # The pipeline itself; also returns the resampled input (used for previews).
     from .enhancers import get_enhancer
 
@@ -153,7 +156,11 @@ def _enhance(data, method=None, *, target="decals", device="auto", remove_stars=
     in_survey, confidence, _ = guess_survey(image.header if len(image.header) else image.wcs)
     band = _band_of(image)
 
-    options = {}
+    if options is not None and not isinstance(options, dict):
+        raise InputError(f"options must be a dict of enhancer options, got "
+                         f"{type(options).__name__}")
+    user_options = dict(options or {})
+    options = dict(user_options)
     if tile_size is not None:
         options["tile_size"] = int(tile_size)
     if overlap is not None:
@@ -162,6 +169,17 @@ def _enhance(data, method=None, *, target="decals", device="auto", remove_stars=
         options["progress"] = True
     method = method or default_method()
     enhancer = get_enhancer(method, device=device, weights=weights, **options)
+
+    domain_reasons = []
+    if enhancer.info.kind != "classical":
+        from .domain import check_domain
+        from .exceptions import DomainWarning
+
+        domain_reasons = check_domain(image, info=enhancer.info, band=band, survey=in_survey)
+        for reason in domain_reasons:
+            warnings.warn(f"input outside the training domain of '{method}': {reason}; "
+                          "treat the enhanced image with extra care", DomainWarning,
+                          stacklevel=3)
 
     resampled = resample(image, target=target_survey.name, return_type="image",
                          conserve_flux=conserve_flux, north_up=north_up)
@@ -200,7 +218,9 @@ def _enhance(data, method=None, *, target="decals", device="auto", remove_stars=
     h = primary.header
     info = enhancer.info
     history = [
-        f"astro_enhance {__version__}: enhanced with method '{method}' ({info.kind}).",
+        f"astro_enhance {__version__}: enhanced with method '{method}' ({info.kind})"
+        + (" with options " + ", ".join(f"{k}={v!r}" for k, v in sorted(user_options.items()))
+           if user_options else "") + ".",
         f"Total flux ratio output/input = {flux_ratio:.5f}; consistency chi2 = "
         f"{chi2:.3f}." if np.isfinite(chi2) else
         f"Total flux ratio output/input = {flux_ratio:.5f}.",
@@ -209,6 +229,8 @@ def _enhance(data, method=None, *, target="decals", device="auto", remove_stars=
         history.append("This image was processed by a trained model: structure below the "
                        "input's resolution and noise may be invented. Check AE_CHI2 and "
                        "AE_FLUXR before using it for measurements.")
+    for reason in domain_reasons:
+        history.append(f"Domain warning: {reason}.")
     if remove_stars:
         n = int(star_result.n_removed)
         history.append(f"{n} star(s) removed before enhancement (MASK extension).")
@@ -222,6 +244,7 @@ def _enhance(data, method=None, *, target="decals", device="auto", remove_stars=
     h["AE_FLUXR"] = (round(flux_ratio, 6) if np.isfinite(flux_ratio) else "nan",
                      "total flux ratio output/input")
     h["AE_NSAMP"] = (samples, "number of samples averaged")
+    h["AE_DOMN"] = (len(domain_reasons), "domain warnings (see HISTORY)")
     if in_survey is not None:
         h["AE_SRC"] = (in_survey.name, f"input survey (guess, confidence {confidence:.2f})")
     hdul = fits.HDUList([primary])

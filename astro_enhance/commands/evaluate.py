@@ -17,7 +17,9 @@ def add_arguments(parser):
     parser : argparse.ArgumentParser
     """
     parser.add_argument("--methods", default="bicubic,richardson-lucy",
-                        help="comma-separated enhancer names (default bicubic,richardson-lucy)")
+                        help="comma-separated enhancer names, each optionally with options, "
+                             "e.g. 'bicubic,bilateral(sigma_color=8,sigma_space=8)' "
+                             "(default bicubic,richardson-lucy)")
     parser.add_argument("--n", type=int, default=200, help="number of scenes (default 200)")
     parser.add_argument("--split", default="bench", choices=["train", "val", "bench"],
                         help="seed split (default bench)")
@@ -67,9 +69,11 @@ def run(args):
     """
     from pathlib import Path
 
-    from ..evaluate import (evaluate, evaluate_real, format_summary, make_figure, summarize)
+    from ..evaluate import (evaluate, evaluate_real, format_summary, make_figure,
+                            parse_methods, summarize)
 
-    methods = [m.strip() for m in args.methods.split(",") if m.strip()]
+    # labels: the specifications without spaces, e.g. bilateral(sigma_color=8,sigma_space=8)
+    methods = [label for label, _, _ in parse_methods(args.methods)]
     out = Path(args.out) if args.out else None
     if out is not None:
         out.mkdir(parents=True, exist_ok=True)

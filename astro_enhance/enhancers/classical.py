@@ -178,11 +178,10 @@ class RichardsonLucy(_Classical):
     Parameters
     ----------
     iterations : int, optional
-        Richardson-Lucy iterations (default 5, chosen on validation scenes, see the Notes).
-        More sharpens more and amplifies noise more (the SDSS-to-DECaLS kernel is narrow,
-        about one pixel, so 5-30 are enough).
+        Richardson-Lucy iterations (default 20). More sharpens more and amplifies noise more
+        (the SDSS-to-DECaLS kernel is narrow, about one pixel, so 5-30 are enough).
     damping : float, optional
-        Noise damping: a signal-to-noise threshold (default 10; 0 turns damping off). The
+        Noise damping: a signal-to-noise threshold (default 3; 0 turns damping off). The
         image is smoothed with a Gaussian of ``DAMPING_SCALE`` pixels and its local
         signal-to-noise ``s`` computed; the change that deconvolution makes to a pixel is
         kept with the weight ``s**2 / (s**2 + damping**2)``, and of the part taken away only
@@ -202,12 +201,13 @@ class RichardsonLucy(_Classical):
 
     Notes
     -----
-    The default ``iterations=5, damping=10`` gave the highest median PSNR against the
-    noiseless truth of a grid of settings on 40 validation scenes (``python
-    benchmarks/tune_classical.py``; 19.6 dB, against 16.4-19.4 dB for 10-20 iterations), so
-    `astro_enhance.evaluate` compares the networks with Richardson-Lucy at its best setting.
-    It still does not beat plain bicubic resampling in PSNR: the SDSS-to-DECaLS kernel is
-    narrow and the SDSS noise dominates.
+    ``iterations=5, damping=10`` gave the highest median PSNR against the noiseless truth of
+    a grid of settings on 40 validation scenes (``python benchmarks/tune_classical.py``:
+    19.6 dB, against 17.8 dB for the defaults); the figures in the documentation compare the
+    networks with that setting (``evaluate`` method ``richardson-lucy(iterations=5,
+    damping=10)``). It still does not beat plain bicubic resampling in PSNR: the
+    SDSS-to-DECaLS kernel is narrow and the SDSS noise dominates. The defaults sharpen
+    visibly, which is what one runs Richardson-Lucy for.
 
     Examples
     --------
@@ -229,7 +229,7 @@ class RichardsonLucy(_Classical):
     #: Gaussian smoothing (pixels) of the signal-to-noise map used by the damping.
     DAMPING_SCALE = 1.5
 
-    def __init__(self, *, iterations=5, damping=10.0, band="r", input_survey="sdss",
+    def __init__(self, *, iterations=20, damping=3.0, band="r", input_survey="sdss",
                  target_survey="decals", fwhm_in=None, fwhm_target=None, pixel_scale=None,
                  psf_sigma=None, **runtime):
         super().__init__(**runtime)
@@ -288,11 +288,10 @@ class Bilateral(_Classical):
     Parameters
     ----------
     sigma_color : float, optional
-        Range scale in units of the noise sigma (default 8).
+        Range scale in units of the noise sigma (default 2).
     sigma_space : float, optional
-        Spatial scale in pixels (default 8). The defaults were chosen on validation scenes
-        (see the Notes): they smooth strongly, which wins in PSNR on faint galaxies; to keep
-        small structure (knots, stars) use ``sigma_color=2, sigma_space=1.5``.
+        Spatial scale in pixels (default 1.5): keeps small structure (knots, stars). The
+        setting with the best PSNR smooths far more (see the Notes).
     diameter : int, optional
         Neighbourhood diameter in pixels (default ``2 * ceil(2 * sigma_space) + 1``).
     iterations : int, optional
@@ -300,12 +299,13 @@ class Bilateral(_Classical):
 
     Notes
     -----
-    The default ``sigma_color=8, sigma_space=8`` gave the highest median PSNR against the
-    noiseless truth among 42 settings on 40 validation scenes (``python
-    benchmarks/tune_classical.py``: 34.5 dB, against 23.8 dB for ``sigma_color=2,
-    sigma_space=1.5``), so `astro_enhance.evaluate` compares the networks with the bilateral
-    filter at its best setting. At that setting it is close to a wide Gaussian blur: point
-    sources and small knots are smeared.
+    ``sigma_color=8, sigma_space=8`` gave the highest median PSNR against the noiseless
+    truth among 42 settings on 40 validation scenes (``python
+    benchmarks/tune_classical.py``: 34.5 dB, against 23.8 dB for the defaults); the figures
+    in the documentation compare the networks with that setting (``evaluate`` method
+    ``bilateral(sigma_color=8, sigma_space=8)``). At that setting the filter is close to a
+    wide Gaussian blur: point sources and knots are smeared and a few per cent of the total
+    flux spreads beyond the image edges, so it is not the default.
 
     Examples
     --------
@@ -320,7 +320,7 @@ class Bilateral(_Classical):
                                     "units (OpenCV)")
     _options = ("sigma_color", "sigma_space", "diameter", "iterations")
 
-    def __init__(self, *, sigma_color=8.0, sigma_space=8.0, diameter=None, iterations=1,
+    def __init__(self, *, sigma_color=2.0, sigma_space=1.5, diameter=None, iterations=1,
                  **runtime):
         super().__init__(**runtime)
         self.sigma_color = float(sigma_color)
