@@ -4,6 +4,7 @@ Used by the README Quick start, the documentation and the tests: no download, no
 """
 
 import math
+from dataclasses import dataclass, field
 
 import numpy as np
 from astropy.io import fits
@@ -11,7 +12,7 @@ from astropy.wcs import WCS
 
 from .surveys import get_survey
 
-__all__ = ["make_sdss_sample"]
+__all__ = ["make_sdss_sample", "make_hdf_sample", "HDFSample", "HDF_REGION", "HDF_CENTRE"]
 
 #: Colour offsets (mag, relative to r) of the sample's galaxies (a red-ish early type).
 _GALAXY_COLOUR = {"u": 1.9, "g": 0.75, "r": 0.0, "i": -0.35, "z": -0.6}
@@ -154,3 +155,206 @@ def make_sdss_sample(*, shape=(256, 256), seed=0, band="r"):
     header.add_comment("Synthetic SDSS-like frame made by astro_enhance.sample_data."
                        "make_sdss_sample; not an observation.")
     return fits.PrimaryHDU(data=image.astype(np.float32), header=header)
+
+
+#: Cutout of the Hubble eXtreme Deep Field image used by `make_hdf_sample`: ``(x0, y0, size)``
+#: in the pixels of ``skimage.data.hubble_deep_field()`` (a face-on spiral with neighbours).
+HDF_REGION = (65, 340, 120)
+#: Sky position given to the HDF sample (the real Hubble Deep Field North, RA, Dec in deg).
+HDF_CENTRE = (189.2058, 62.2161)
+
+
+@dataclass
+class HDFSample:
+    """Real galaxy morphology (Hubble eXtreme Deep Field) as SDSS and DECaLS would see it.
+
+    Attributes
+    ----------
+    sdss : `~astropy.io.fits.PrimaryHDU`
+        SDSS-like image (0.396"/px, SDSS PSF and noise, nanomaggies per pixel), stars added.
+    truth : `~astro_enhance.io.Image`
+        Noiseless truth on the DECaLS grid the pipeline puts ``sdss`` on (0.262"/px, DECaLS
+        PSF), galaxies only (no stars).
+    truth_with_stars : `~astro_enhance.io.Image`
+        The same with the added stars (what ``sdss`` was degraded from).
+    stars : `~astropy.table.Table`
+        Added stars: ``x``, ``y`` (0-based DECaLS-grid pixels), ``mag`` (AB).
+    sigma_sdss, sigma_decals : float
+        Per-pixel background noise of the SDSS image and of a DECaLS image of the band.
+    psf_fwhm_sdss, psf_fwhm_decals : float
+        PSF FWHMs, arcsec.
+    center : tuple of float
+        ``(x, y)`` of the spiral on the DECaLS grid (0-based pixels).
+    """
+
+    sdss: fits.PrimaryHDU
+    truth: object
+    truth_with_stars: object
+    stars: object
+    sigma_sdss: float
+    sigma_decals: float
+    psf_fwhm_sdss: float
+    psf_fwhm_decals: float
+    center: tuple = field(default=(0.0, 0.0))
+
+
+def _hdf_luminance(region):
+    """Linear luminance of a cutout of skimage's Hubble eXtreme Deep Field JPEG, sky at 0."""
+    from skimage.data import hubble_deep_field
+
+    x0, y0, size = region
+    rgb = hubble_deep_field()[y0:y0 + size, x0:x0 + size].astype(np.float64) / 255.0
+    # undo the sRGB transfer curve (the JPEG is display-encoded), then luminance
+    lin = np.where(rgb <= 0.04045, rgb / 12.92, ((rgb + 0.055) / 1.055) ** 2.4)
+    lum = lin @ np.array([0.2126, 0.7152, 0.0722])
+    lum = lum[::-1]  # image rows top-down -> FITS rows bottom-up (north up)
+    sky = float(np.median(lum))
+    mad = float(np.median(np.abs(lum - sky))) * 1.4826
+    # the JPEG's own noise and compression floor are not part of a noiseless truth
+    return np.clip(lum - sky - 2.0 * mad, 0.0, None)
+
+
+def make_hdf_sample(*, band="r", seed=0, region=HDF_REGION, zoom_factor=2.2, mag=15.8,
+                    n_stars=3):
+    """Real galaxy morphology: a Hubble Deep Field cutout made into an SDSS / DECaLS pair.
+
+    The Hubble eXtreme Deep Field colour image that scikit-image ships
+    (``skimage.data.hubble_deep_field()``, a local file, no download) supplies real galaxy
+    shapes -- spiral arms, clumps, interacting neighbours -- that no analytic profile has.
+    A cutout is turned into a linear luminance image (the sRGB curve undone, sky and the
+    JPEG's noise floor removed), magnified onto the DECaLS grid (0.262"/px) so that its
+    galaxies have the angular size of SDSS galaxies, scaled to a total magnitude ``mag`` and
+    convolved to the DECaLS PSF: the noiseless *truth*. A few stars are added and the result
+    is degraded to SDSS with the package's own simulator (`astro_enhance.simulate.degrade`:
+    PSF matching, flux-conserving resampling to 0.396"/px, SDSS sky and source noise).
+
+    This is morphology, not photometry: the HDF galaxies are distant and faint; here they are
+    placed, magnified, at the Hubble Deep Field North position as if they were nearby bright
+    galaxies. The same arguments always give the same images.
+
+    Parameters
+    ----------
+    band : str, optional
+        SDSS band of the SDSS-like image (``g``, ``r`` or ``i``).
+    seed : int, optional
+        Seed of the star positions and of the noise.
+    region : tuple of int, optional
+        ``(x0, y0, size)`` of the cutout in the HDF image's pixels.
+    zoom_factor : float, optional
+        DECaLS pixels per HDF image pixel (the magnification).
+    mag : float, optional
+        Total AB magnitude of the cutout's galaxies.
+    n_stars : int, optional
+        Number of stars added (r 15.5 to 18.5), away from the central galaxy.
+
+    Returns
+    -------
+    HDFSample
+
+    Raises
+    ------
+    astro_enhance.SurveyError
+        If ``band`` is not an SDSS band.
+
+    Examples
+    --------
+    >>> s = make_hdf_sample(seed=1)
+    >>> s.sdss.header["BUNIT"], s.sdss.data.shape, s.truth.shape
+    ('nanomaggy', (175, 175), (265, 265))
+    """
+    import astropy.units as u
+    from astropy.table import Table
+    from scipy.ndimage import gaussian_filter, zoom
+
+    from .io import Image
+    from .resample import target_wcs
+    from .simulate import decals_sigma, degrade
+
+    sdss = get_survey("sdss")
+    decals = get_survey("decals")
+    band = sdss.check_band(band)
+    rng = np.random.default_rng(seed)
+    fw_s = float(sdss.psf_fwhm[band])
+    fw_d = float(decals.psf_fwhm.get(band, decals.psf_fwhm["r"]))
+    lum = _hdf_luminance(region)
+
+    # SDSS grid (north up, centred on HDF-N) and the DECaLS grid the pipeline puts it on
+    size_arcsec = zoom_factor * lum.shape[0] * decals.pixel_scale
+    ns = int(round(size_arcsec / sdss.pixel_scale))
+    ws = WCS(naxis=2)
+    ws.wcs.ctype = ["RA---TAN", "DEC--TAN"]
+    ws.wcs.cunit = ["deg", "deg"]
+    ws.wcs.crval = list(HDF_CENTRE)
+    ws.wcs.crpix = [(ns + 1) / 2.0, (ns + 1) / 2.0]
+    ws.wcs.cd = np.diag([-1.0, 1.0]) * sdss.pixel_scale / 3600.0
+    ws.wcs.radesys = "ICRS"
+    ws.wcs.equinox = 2000.0
+    ws.array_shape = (ns, ns)
+    wd, shape_d = target_wcs(ws, "decals")
+    ny, nx = (int(v) for v in shape_d)
+
+    # magnify onto the DECaLS grid, then the DECaLS PSF (the HDF's own PSF is ~1.5 HDF px)
+    factor = (ny / lum.shape[0], nx / lum.shape[1])
+    gal = np.clip(zoom(lum, factor, order=1, grid_mode=True, mode="grid-constant"), 0, None)
+    fwhm_px = fw_d / decals.pixel_scale
+    own_px = 1.5 * max(factor)
+    sig = math.sqrt(max(fwhm_px ** 2 - own_px ** 2, 1.0)) / 2.3548
+    gal = gaussian_filter(gal, sig, mode="constant")
+    gal *= 10 ** (-0.4 * (mag - sdss.zeropoint[band])) / gal.sum()
+
+    # stars, away from the central spiral
+    cx, cy = _hdf_centre(gal)
+    sigma_star = fwhm_px / 2.3548
+    with_stars = gal.copy()
+    rows = []
+    while len(rows) < n_stars:
+        x, y = rng.uniform(8, nx - 8), rng.uniform(8, ny - 8)
+        if math.hypot(x - cx, y - cy) < 0.28 * nx:
+            continue
+        m = float(rng.uniform(15.5, 18.5))
+        with_stars += (10 ** (-0.4 * (m - sdss.zeropoint[band]))
+                       * _render_gaussian_star((ny, nx), x, y, sigma_star))
+        rows.append((x, y, m))
+    stars = Table(rows=rows or None, names=("x", "y", "mag"),
+                  dtype=(float, float, float))
+
+    hd = wd.to_header()
+    hd["BUNIT"] = "nanomaggy"
+    hd["FILTER"] = band
+    hd["PSFFWHM"] = (fw_d, "[arcsec] PSF FWHM (DECaLS typical)")
+    hd.add_comment("Noiseless truth made from skimage.data.hubble_deep_field() by "
+                   "astro_enhance.sample_data.make_hdf_sample; not an observation.")
+    truth = Image(data=gal.astype(np.float32), wcs=wd, unit=u.nanomaggy, header=hd.copy())
+    truth_s = Image(data=with_stars.astype(np.float32), wcs=wd, unit=u.nanomaggy, header=hd)
+    sd = degrade(truth_s, to="sdss", psf_fwhm=fw_s, psf_fwhm_in=fw_d, band=band,
+                 wcs_out=ws, shape_out=(ns, ns), rng=rng, return_type="image")
+    h = ws.to_header()
+    h["BUNIT"] = ("nanomaggy", "1 nanomaggy = 3.631e-6 Jy")
+    h["TELESCOP"] = ("SDSS 2.5-M", "synthetic: SDSS-like")
+    h["ORIGIN"] = "SDSS"
+    h["FILTER"] = (band, "filter used")
+    h["PSFFWHM"] = (fw_s, "[arcsec] PSF FWHM")
+    h["SKYSIG"] = (float(sdss.noise[band]), "[nanomaggy] per-pixel noise")
+    h["OBJECT"] = "HDF morphology sample"
+    h["AE_SEED"] = (int(seed), "seed of make_hdf_sample")
+    h.add_comment("Hubble eXtreme Deep Field galaxies (skimage.data.hubble_deep_field) "
+                  "magnified and degraded to SDSS by astro_enhance.sample_data.make_hdf_sample;"
+                  " not an observation.")
+    sigma_s = float(sdss.noise[band])
+    return HDFSample(
+        sdss=fits.PrimaryHDU(data=np.asarray(sd.data, dtype=np.float32), header=h),
+        truth=truth, truth_with_stars=truth_s, stars=stars, sigma_sdss=sigma_s,
+        sigma_decals=float(decals_sigma(sigma_s, sdss_fwhm=fw_s, decals_fwhm=fw_d)),
+        psf_fwhm_sdss=fw_s, psf_fwhm_decals=fw_d, center=(cx, cy))
+
+
+def _hdf_centre(img):
+    """Peak of the smoothed image in the central half: the spiral's centre."""
+    from scipy.ndimage import gaussian_filter
+
+    ny, nx = img.shape
+    sm = gaussian_filter(img, 3.0)
+    y0, x0 = ny // 4, nx // 4
+    sub = sm[y0:ny - y0, x0:nx - x0]
+    iy, ix = np.unravel_index(np.argmax(sub), sub.shape)
+    return float(ix + x0), float(iy + y0)
