@@ -1,9 +1,18 @@
-"""``astro-enhance train``: train the U-Net or the GAN on simulated shards."""
+"""``astro-enhance train``: train a neural enhancer on simulated shards.
 
-__all__ = ["NAME", "HELP", "add_arguments", "run"]
+Supervised kinds (``unet``, ``srresnet``, ``autoencoder``) train against the noiseless
+truth; adversarial kinds (``gan``, ``srgan``) start their generator from a supervised run
+(``--init``) and train it with a conditional critic.
+"""
+
+__all__ = ["NAME", "HELP", "MODELS", "add_arguments", "run"]
 
 NAME = "train"
-HELP = "train a neural enhancer (unet, gan) on simulated pairs; checkpoints and resumes"
+HELP = ("train a neural enhancer (unet, gan, srresnet, srgan, autoencoder) on simulated "
+        "pairs; checkpoints and resumes")
+
+#: Models the command trains, in the order shown by ``--help``.
+MODELS = ("unet", "gan", "srresnet", "srgan", "autoencoder")
 
 
 def add_arguments(parser):
@@ -13,7 +22,8 @@ def add_arguments(parser):
     ----------
     parser : argparse.ArgumentParser
     """
-    parser.add_argument("model", choices=["unet", "gan"], help="what to train")
+    parser.add_argument("model", choices=MODELS,
+                        help="what to train (its shipped recipe has the same name)")
     parser.add_argument("--data", required=True,
                         help="training shards: directory from 'astro-enhance simulate' or .npz")
     parser.add_argument("--out", required=True, help="run directory (checkpoints, logs, samples)")
@@ -27,7 +37,9 @@ def add_arguments(parser):
                         help="stop (checkpointed, resumable) after this many steps in this call")
     parser.add_argument("--resume", action="store_true", help="continue from OUT/checkpoint.pt")
     parser.add_argument("--init", default=None,
-                        help="gan only: generator initial weights (weights stem or U-Net run dir)")
+                        help="initial weights (weights stem, .safetensors or run dir): the "
+                             "generator of gan (default the shipped unet) or srgan (default "
+                             "the shipped srresnet); optional warm start for the others")
     parser.add_argument("--threads", type=int, default=None, help="torch CPU threads")
     parser.add_argument("--max-samples", type=int, default=None,
                         help="read at most this many training pairs")
@@ -52,7 +64,8 @@ def run(args):
     int
         Exit code.
     """
-    from ..training import export_weights, load_recipe, train_gan, train_unet
+    from ..training import export_weights, load_recipe
+    from ..training.loops import ADVERSARIAL_KINDS, train_adversarial, train_supervised
 
     if args.export_only:
         if not args.export:
@@ -65,16 +78,16 @@ def run(args):
     kw = dict(recipe=recipe, minutes=args.minutes, resume=args.resume, val=args.val,
               threads=args.threads, progress=not args.no_progress,
               max_samples=args.max_samples, max_steps=args.max_steps)
-    if args.model == "unet":
-        res = train_unet(args.data, args.out, **kw)
+    if args.model in ADVERSARIAL_KINDS:
+        res = train_adversarial(args.data, args.out, kind=args.model, init=args.init, **kw)
     else:
-        res = train_gan(args.data, args.out, init=args.init, **kw)
+        res = train_supervised(args.data, args.out, kind=args.model, init=args.init, **kw)
     state = "finished" if res["finished"] else "stopped (resume with --resume)"
     print(f"{args.model}: {state} at step {res['step']} after {res['elapsed'] / 60:.1f} min")
     if res.get("val"):
         v = res["val"]
-        print("quick val: " + ", ".join(f"{k}={v[k]:.4g}" for k in
-                                          ("psnr_gain", "flux_err_median", "hf_ratio") if k in v))
+        keys = [k for k in ("psnr_gain", "flux_err_median", "hf_ratio") if k in v]
+        print("quick val: " + ", ".join(f"{k}={v[k]:.4g}" for k in keys))
     if args.export:
         path = export_weights(args.out, args.export, step=args.export_step)
         print(f"exported {path}")

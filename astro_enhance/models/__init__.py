@@ -8,11 +8,15 @@ sidecar of a weights file.
 
 from .unet import UNet
 from .critic import PatchCritic
+from .srresnet import SRResNet
+from .autoencoder import SkipAutoencoder
 
-__all__ = ["UNet", "PatchCritic", "build_model", "ARCHITECTURES", "register_architecture"]
+__all__ = ["UNet", "PatchCritic", "SRResNet", "SkipAutoencoder", "build_model",
+           "ARCHITECTURES", "register_architecture"]
 
 #: Architecture name -> class (called with ``**config``).
-ARCHITECTURES = {"unet": UNet, "patch_critic": PatchCritic}
+ARCHITECTURES = {"unet": UNet, "patch_critic": PatchCritic, "srresnet": SRResNet,
+                 "skip_autoencoder": SkipAutoencoder}
 
 
 def register_architecture(name, cls, *, overwrite=False):
@@ -43,7 +47,8 @@ def build_model(architecture, config=None):
     Parameters
     ----------
     architecture : str
-        One of `ARCHITECTURES` (``"unet"``, ``"patch_critic"``...).
+        One of `ARCHITECTURES` (``"unet"``, ``"patch_critic"``, ``"srresnet"``,
+        ``"skip_autoencoder"``).
     config : dict, optional
         Keyword arguments of the architecture's constructor.
 

@@ -68,3 +68,42 @@ class PatchCritic(nn.Module):
             Logits (no sigmoid).
         """
         return self.net(torch.cat([condition, candidate], dim=1))
+
+    def features(self, condition, candidate, *, with_logits=False):
+        """Intermediate activations, for a feature-matching (perceptual) loss.
+
+        The same computation as `forward`, keeping the output of every LeakyReLU: the
+        full-resolution layer, one per stride-2 layer and the last hidden layer
+        (``n_layers + 2`` tensors). It adds no parameters, so state dicts are unchanged.
+
+        Parameters
+        ----------
+        condition : torch.Tensor, shape (B, in_channels, H, W)
+            Stretched input image.
+        candidate : torch.Tensor, shape (B, out_channels, H, W)
+            Real or generated output, same stretch.
+        with_logits : bool, optional
+            Also return the logit map of `forward` (from the same pass).
+
+        Returns
+        -------
+        features : list of torch.Tensor
+            Activations, finest first.
+        logits : torch.Tensor
+            Only when ``with_logits``: equal to ``self(condition, candidate)``.
+
+        Examples
+        --------
+        >>> import torch
+        >>> critic = PatchCritic(width=8, n_layers=2)
+        >>> feats = critic.features(torch.zeros(1, 1, 32, 32), torch.zeros(1, 1, 32, 32))
+        >>> [tuple(f.shape[1:]) for f in feats]
+        [(8, 32, 32), (16, 16, 16), (32, 8, 8), (32, 8, 8)]
+        """
+        h = torch.cat([condition, candidate], dim=1)
+        feats = []
+        for layer in self.net:
+            h = layer(h)
+            if isinstance(layer, nn.LeakyReLU):
+                feats.append(h)
+        return (feats, h) if with_logits else feats

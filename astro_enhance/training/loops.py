@@ -1,6 +1,12 @@
-"""Training loops: supervised U-Net and adversarial GAN, with checkpoints and resume.
+"""Training loops: supervised and adversarial, with checkpoints and resume.
 
-Both loops run for a number of steps given by the recipe, or until a wall-clock budget
+One loop serves every network, chosen by ``kind``: the supervised kinds (`SUPERVISED_KINDS`:
+``unet``, ``srresnet``, ``autoencoder``) train a generator alone against the noiseless
+truth; the adversarial kinds (`ADVERSARIAL_KINDS`: ``gan``, ``srgan``) train a generator
+initialised from a supervised run together with a conditional patch critic. The network,
+losses and their weights come from the recipe.
+
+All loops run for a number of steps given by the recipe, or until a wall-clock budget
 (``minutes``) is spent, whichever comes first; in both cases they write a checkpoint and
 stop cleanly, and ``resume=True`` continues from it (model, optimiser, EMA, random
 states, step and elapsed time). A run directory holds:
@@ -26,7 +32,14 @@ from pathlib import Path
 
 import numpy as np
 
-__all__ = ["train_unet", "train_gan", "export_weights", "evaluate_quick", "AdaptiveSwitcher"]
+__all__ = ["train_unet", "train_gan", "train_srresnet", "train_autoencoder", "train_srgan",
+           "train_supervised", "train_adversarial", "export_weights", "evaluate_quick",
+           "AdaptiveSwitcher", "SUPERVISED_KINDS", "ADVERSARIAL_KINDS"]
+
+#: Kinds trained by the supervised loop (their default recipe has the same name).
+SUPERVISED_KINDS = ("unet", "srresnet", "autoencoder")
+#: Kinds trained by the adversarial loop (generator + conditional critic).
+ADVERSARIAL_KINDS = ("gan", "srgan")
 
 
 def _torch():
@@ -398,6 +411,145 @@ def train_gan(data, out, *, recipe=None, init=None, minutes=None, resume=False, 
                   init=init, max_steps=max_steps)
 
 
+def train_supervised(data, out, *, kind="unet", recipe=None, init=None, minutes=None,
+                     resume=False, val=None, threads=None, progress=True, max_samples=None,
+                     max_steps=None):
+    """Supervised training of any generator kind (``unet``, ``srresnet``, ``autoencoder``).
+
+    The loop of `train_unet`: the recipe's network is trained against the recipe's target
+    (default the noiseless truth) with the recipe's pixel loss (``pixel_loss``: ``"l1"``,
+    ``"l2"`` = MSE or ``"huber"``), plus ``flux_weight`` x `~.losses.flux_loss` and
+    ``structure_weight`` x `~.losses.structure_loss` (``structure_loss``: ``"ssim"`` or
+    ``"gradient"``).
+
+    Parameters
+    ----------
+    data, out, recipe, minutes, resume, val, threads, progress, max_samples, max_steps
+        As in `train_unet`; the default recipe is the one named ``kind``.
+    kind : str, optional
+        One of `SUPERVISED_KINDS`.
+    init : str or path-like, optional
+        Start from these weights (weights path or run directory) instead of the
+        initialisation of the architecture; ignored on ``resume``.
+
+    Returns
+    -------
+    dict
+        As in `train_unet`.
+
+    Raises
+    ------
+    ValueError
+        If ``kind`` is not supervised.
+    """
+    if kind not in SUPERVISED_KINDS:
+        raise ValueError(f"kind {kind!r} is not supervised; use one of "
+                         f"{', '.join(SUPERVISED_KINDS)}")
+    return _train(data, out, kind=kind, recipe=recipe, minutes=minutes, resume=resume,
+                  val=val, threads=threads, progress=progress, max_samples=max_samples,
+                  init=init, max_steps=max_steps)
+
+
+def train_adversarial(data, out, *, kind="gan", recipe=None, init=None, minutes=None,
+                      resume=False, val=None, threads=None, progress=True, max_samples=None,
+                      max_steps=None):
+    """Adversarial training of any generator kind (``gan``, ``srgan``).
+
+    The loop of `train_gan`; besides its content, flux and adversarial terms, the
+    generator's loss has ``feature_weight`` x `~.losses.feature_loss`: the L1 distance
+    between the critic's intermediate activations
+    (`astro_enhance.models.PatchCritic.features`) for ``(input, generated)`` and for
+    ``(input, real)``, with the real image taken from ``data.feature_target`` (default the
+    critic's target).
+
+    Parameters
+    ----------
+    data, out, recipe, init, minutes, resume, val, threads, progress, max_samples, max_steps
+        As in `train_gan`; the default recipe is the one named ``kind``.
+    kind : str, optional
+        One of `ADVERSARIAL_KINDS`.
+
+    Returns
+    -------
+    dict
+        As in `train_unet`.
+
+    Raises
+    ------
+    ValueError
+        If ``kind`` is not adversarial.
+    """
+    if kind not in ADVERSARIAL_KINDS:
+        raise ValueError(f"kind {kind!r} is not adversarial; use one of "
+                         f"{', '.join(ADVERSARIAL_KINDS)}")
+    return _train(data, out, kind=kind, recipe=recipe, minutes=minutes, resume=resume,
+                  val=val, threads=threads, progress=progress, max_samples=max_samples,
+                  init=init, max_steps=max_steps)
+
+
+def train_srresnet(data, out, **kwargs):
+    """Supervised training of the same-grid SRResNet (recipe ``"srresnet"``).
+
+    `train_supervised` with ``kind="srresnet"``: L1 + flux loss against the truth.
+
+    Parameters
+    ----------
+    data, out
+        As in `train_unet`.
+    **kwargs
+        Keyword arguments of `train_supervised` (``recipe``, ``minutes``, ``resume``...).
+
+    Returns
+    -------
+    dict
+        As in `train_unet`.
+    """
+    return train_supervised(data, out, kind="srresnet", **kwargs)
+
+
+def train_autoencoder(data, out, **kwargs):
+    """Supervised training of the skip-connection autoencoder (recipe ``"autoencoder"``).
+
+    `train_supervised` with ``kind="autoencoder"``: MSE + ``1 - SSIM`` (+ flux) against the
+    truth.
+
+    Parameters
+    ----------
+    data, out
+        As in `train_unet`.
+    **kwargs
+        Keyword arguments of `train_supervised`.
+
+    Returns
+    -------
+    dict
+        As in `train_unet`.
+    """
+    return train_supervised(data, out, kind="autoencoder", **kwargs)
+
+
+def train_srgan(data, out, **kwargs):
+    """Adversarial training of the SRResNet generator (recipe ``"srgan"``).
+
+    `train_adversarial` with ``kind="srgan"``: the generator starts from trained
+    ``srresnet`` weights (``init``, default the recipe's ``"srresnet"`` = the shipped
+    ones), and the critic's feature-matching loss replaces SRGAN's VGG loss.
+
+    Parameters
+    ----------
+    data, out
+        As in `train_gan`.
+    **kwargs
+        Keyword arguments of `train_adversarial` (``init``, ``recipe``, ``minutes``...).
+
+    Returns
+    -------
+    dict
+        As in `train_unet`.
+    """
+    return train_adversarial(data, out, kind="srgan", **kwargs)
+
+
 def _load_init(model, init):
     """Load generator weights from a weights file, a run dir or a shipped name."""
     from safetensors.torch import load_file
@@ -410,7 +562,8 @@ def _load_init(model, init):
         p = cand if cand.exists() else shipped
     if not p.exists():
         raise FileNotFoundError(f"generator initial weights {init!r} not found (looked at "
-                                f"{p}); train the U-Net first or pass --init RUN_DIR")
+                                f"{p}); train the supervised model first (e.g. the U-Net "
+                                f"for gan, the SRResNet for srgan) or pass --init RUN_DIR")
     if p.with_suffix(".json").exists():
         try:
             from ..weights import load_weights
@@ -427,7 +580,8 @@ def _train(data, out, *, kind, recipe, minutes, resume, val, threads, progress,
            max_samples, init=None, max_steps=None):
     torch = _torch()
     from ..models import build_model
-    from .losses import adversarial_loss, critic_loss, flux_loss, pixel_loss
+    from .losses import (adversarial_loss, critic_loss, feature_loss, flux_loss, pixel_loss,
+                         structure_loss)
     from .recipes import load_recipe
 
     if recipe is None or isinstance(recipe, (str, Path)):
@@ -436,18 +590,25 @@ def _train(data, out, *, kind, recipe, minutes, resume, val, threads, progress,
     seed = int(recipe.get("seed", 0))
     out = _setup(out, recipe, threads, seed)
     dcfg = recipe.get("data", {})
-    target = dcfg.get("target", "truth" if kind == "unet" else "decals")
+    if kind not in SUPERVISED_KINDS + ADVERSARIAL_KINDS:
+        raise ValueError(f"unknown training kind {kind!r}; use one of "
+                         f"{', '.join(SUPERVISED_KINDS + ADVERSARIAL_KINDS)}")
+    adversarial = kind in ADVERSARIAL_KINDS
+    target = dcfg.get("target", "decals" if adversarial else "truth")
     flux_target = dcfg.get("flux_target", target)
     # the content (pixel) term of the GAN may use another target than the critic's "real"
     # images, e.g. the noiseless truth while the critic sees realistic noisy DECaLS images
     content_target = dcfg.get("content_target", target)
+    # the real image of the critic feature-matching term (srgan): default the critic's
+    feature_target = dcfg.get("feature_target", target)
     from .data import StretchedPairs
     if isinstance(data, StretchedPairs):
         # e.g. a FitsPairDataset, whose single target is called "target"
         target = target if target in data.y else data.target_names[0]
         flux_target = flux_target if flux_target in data.y else target
         content_target = content_target if content_target in data.y else target
-    targets = sorted({target, flux_target, content_target})
+        feature_target = feature_target if feature_target in data.y else target
+    targets = sorted({target, flux_target, content_target, feature_target})
     ds = _load_dataset(data, recipe, targets, max_samples=max_samples)
     vds = _load_dataset(val, recipe, targets) if val is not None else ds
     rng = np.random.default_rng(seed)
@@ -462,7 +623,7 @@ def _train(data, out, *, kind, recipe, minutes, resume, val, threads, progress,
                             betas=tuple(recipe.get("betas", (0.9, 0.99))),
                             weight_decay=float(recipe.get("weight_decay", 0.0)))
     critic = copt = switcher = None
-    if kind == "gan":
+    if adversarial:
         ccfg = recipe["critic"]
         critic = build_model(ccfg["architecture"], ccfg.get("config", {}))
         critic.train()
@@ -492,15 +653,24 @@ def _train(data, out, *, kind, recipe, minutes, resume, val, threads, progress,
     elif resume:
         raise FileNotFoundError(f"--resume given but {ckpt_path} does not exist; start "
                                 f"without --resume")
-    elif kind == "gan":
-        recipe["init_weights"] = _load_init(model, init or recipe.get("init", "unet"))
+    elif adversarial or init is not None:
+        default_init = {"gan": "unet", "srgan": "srresnet"}.get(kind)
+        recipe["init_weights"] = _load_init(model, init or recipe.get("init", default_init))
         if ema is not None:
             ema = _EMA(model, recipe["ema"])
         (out / "recipe.json").write_text(json.dumps(recipe, indent=2))
 
+    sw = float(recipe.get("structure_weight", 0.0)) if not adversarial else 0.0
+    s_kind = recipe.get("structure_loss", "ssim")
+    featw = float(recipe.get("feature_weight", 0.0)) if adversarial else 0.0
     fields = ["step", "elapsed", "lr", "loss", "pixel", "flux"]
-    if kind == "gan":
+    if adversarial:
         fields += ["side", "critic", "adv", "d_real", "d_fake"]
+    # new columns only when their term is on, so that resumed older runs keep their header
+    if sw:
+        fields.append("structure")
+    if featw:
+        fields.append("feature")
     log = _CSVLog(out / "loss_log.csv", fields, append=resume)
     vlog = _CSVLog(out / "val_log.csv", ["step", "elapsed", "psnr_model", "psnr_input",
                                          "psnr_gain", "flux_err_median", "flux_err_p90",
@@ -514,7 +684,7 @@ def _train(data, out, *, kind, recipe, minutes, resume, val, threads, progress,
     pl_kind = recipe.get("pixel_loss", "l1")
     fw, fpool = float(recipe.get("flux_weight", 0.0)), int(recipe.get("flux_pool", 8))
     acc = {}
-    pretrain = int(recipe.get("critic_pretrain", 0)) if kind == "gan" else 0
+    pretrain = int(recipe.get("critic_pretrain", 0)) if adversarial else 0
     finished = False
     stop_step = total if max_steps is None else min(total, step + int(max_steps))
 
@@ -539,7 +709,7 @@ def _train(data, out, *, kind, recipe, minutes, resume, val, threads, progress,
 
     def validate():
         res = evaluate_quick(eval_model(), vds, target=target, n=16)
-        if kind == "gan":
+        if adversarial:
             res["hf_ratio"] = _hf_ratio(eval_model(), vds, target=target, n=8)
             if "truth" in vds.y and target != "truth":
                 rt = evaluate_quick(eval_model(), vds, target="truth", n=16)
@@ -567,11 +737,15 @@ def _train(data, out, *, kind, recipe, minutes, resume, val, threads, progress,
             tf = _to_t(b[flux_target])
             tc = t if content_target == target else _to_t(b[content_target])
             row = {"step": step + 1, "lr": opt.param_groups[0]["lr"]}
-            if kind == "unet":
+            if not adversarial:
                 pred = model(x)
                 lp = pixel_loss(pred, t, kind=pl_kind)
                 lf = flux_loss(pred, tf, pool=fpool) if fw else torch.zeros(())
                 loss = lp + fw * lf
+                if sw:
+                    ls = structure_loss(pred, t, kind=s_kind)
+                    loss = loss + sw * ls
+                    row["structure"] = ls.item()
                 opt.zero_grad(set_to_none=True)
                 loss.backward()
                 torch.nn.utils.clip_grad_norm_(model.parameters(), float(recipe["grad_clip"]))
@@ -605,10 +779,21 @@ def _train(data, out, *, kind, recipe, minutes, resume, val, threads, progress,
                     else:
                         lp = pixel_loss(pred, tc, kind=pl_kind)
                     lf = flux_loss(pred, tf, pool=fpool) if fw else torch.zeros(())
-                    df = critic(x, pred)
+                    if featw:
+                        # one critic pass gives the logits and the features of the fake
+                        ff, df = critic.features(x, pred, with_logits=True)
+                        tr = t if feature_target == target else _to_t(b[feature_target])
+                        with torch.no_grad():
+                            fr = critic.features(x, tr)
+                        lfeat = feature_loss(ff, fr)
+                        row["feature"] = lfeat.item()
+                    else:
+                        df = critic(x, pred)
                     la = adversarial_loss(df, real=True, kind=recipe.get("adv_loss", "bce"))
                     loss = (float(recipe.get("content_weight", 1.0)) * lp + fw * lf
                             + float(recipe["adv_weight"]) * la)
+                    if featw:
+                        loss = loss + featw * lfeat
                     opt.zero_grad(set_to_none=True)
                     loss.backward()
                     torch.nn.utils.clip_grad_norm_(model.parameters(),
@@ -620,7 +805,7 @@ def _train(data, out, *, kind, recipe, minutes, resume, val, threads, progress,
                                flux=lf.item(), adv=la.item(),
                                d_fake=torch.sigmoid(df).mean().item())
                     switcher.update(la.item())
-            if kind == "unet" and ema is not None:
+            if not adversarial and ema is not None:
                 ema.update(model)
             step += 1
             for k, v in row.items():
@@ -668,6 +853,12 @@ def _read_loss_log(path, max_points=200):
         idx = np.unique(np.linspace(0, len(rows) - 1, max_points).round().astype(int))
         rows = [rows[i] for i in idx]
     return rows
+
+
+def _size_multiple(architecture, config):
+    """Size multiple of a network, read from the built network itself."""
+    from ..models import build_model
+    return int(getattr(build_model(architecture, config), "size_multiple", 1) or 1)
 
 
 def export_weights(run_dir, dest, *, step=None, data_seeds=None, extra=None):
@@ -740,7 +931,7 @@ def export_weights(run_dir, dest, *, step=None, data_seeds=None, extra=None):
             "survey_pair": ["sdss", "decals"],
             "bands": list(recipe.get("data", {}).get("bands") or ["g", "r", "i"]),
             "tile_size": 256, "overlap": 32,
-            "size_multiple": int(2 ** int(cfg.get("depth", 3))),
+            "size_multiple": _size_multiple(recipe["model"]["architecture"], cfg),
             "description": recipe.get("description", "")}
     meta = {"info": info, "description": recipe.get("description", ""), "recipe": recipe,
             "data": data, "training": training, "metrics": {}}
