@@ -56,6 +56,14 @@ class Image:
         The input header (a copy; the input is never modified).
     filename : str or None
         The file the image was read from, when there was one.
+
+    Examples
+    --------
+    >>> from astro_enhance.io import read_image
+    >>> from astro_enhance.sample_data import make_sdss_sample
+    >>> img = read_image(make_sdss_sample(shape=(32, 32)))
+    >>> img.data.dtype, img.shape, img.unit
+    (dtype('float32'), (32, 32), Unit("nmgy"))
     """
 
     data: np.ndarray

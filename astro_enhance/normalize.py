@@ -134,6 +134,14 @@ def asinh_unstretch(data, sigma, *, softening=DEFAULT_SOFTENING):
     -------
     ndarray, float32
         Image in physical units.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> from astro_enhance.normalize import asinh_stretch, asinh_unstretch
+    >>> x = np.array([-1.0, 0.0, 5.0, 300.0], dtype=np.float32)
+    >>> np.allclose(asinh_unstretch(asinh_stretch(x, 0.5), 0.5), x, rtol=1e-5)
+    True
     """
     scale = float(softening) * float(sigma)
     y = np.asarray(data, dtype=np.float32)

@@ -185,6 +185,13 @@ class HDFSample:
         PSF FWHMs, arcsec.
     center : tuple of float
         ``(x, y)`` of the spiral on the DECaLS grid (0-based pixels).
+
+    Examples
+    --------
+    >>> from astro_enhance.sample_data import make_hdf_sample
+    >>> sample = make_hdf_sample(seed=0)
+    >>> sample.truth.shape, len(sample.stars)
+    ((265, 265), 3)
     """
 
     sdss: fits.PrimaryHDU

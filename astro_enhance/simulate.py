@@ -752,6 +752,13 @@ class SimulatedPair:
         sky position and pixel positions).
     sdss_wcs, decals_wcs : `~astropy.wcs.WCS`
         The two grids.
+
+    Examples
+    --------
+    >>> from astro_enhance.simulate import simulate_pair
+    >>> pair = simulate_pair(20_000_001, bands="r", stamp_arcsec=16)
+    >>> pair.sdss["r"].shape, pair.truth["r"].shape, pair.bands
+    ((40, 40), (61, 61), ('r',))
     """
 
     seed: int

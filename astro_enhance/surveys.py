@@ -72,6 +72,13 @@ class Survey:
         Display name.
     description : str, optional
         One line about the data product the numbers describe.
+
+    Examples
+    --------
+    >>> from astro_enhance.surveys import get_survey
+    >>> sdss = get_survey("sdss")
+    >>> sdss.pixel_scale, sdss.bands
+    (0.396, ('u', 'g', 'r', 'i', 'z'))
     """
 
     name: str

@@ -30,6 +30,16 @@ def shared_asinh_norm(*images, softening=3.0, percentile=99.7):
     Returns
     -------
     norm : `astropy.visualization.mpl_normalize.ImageNormalize`
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> from astro_enhance.visualization import shared_asinh_norm
+    >>> rng = np.random.default_rng(0)
+    >>> a = rng.normal(0, 1, (32, 32)); b = 2 * a
+    >>> norm = shared_asinh_norm(a, b)
+    >>> bool(norm.vmin < 0 < norm.vmax)
+    True
     """
     from astropy.visualization import AsinhStretch, ImageNormalize
 

@@ -55,6 +55,12 @@ def weights_dir():
     -------
     `pathlib.Path`
         ``astro_enhance/weights``.
+
+    Examples
+    --------
+    >>> from astro_enhance.weights import weights_dir
+    >>> weights_dir().name
+    'weights'
     """
     return Path(__file__).resolve().parent / "weights"
 
@@ -113,6 +119,15 @@ def file_sha256(path, *, chunk_size=1 << 20):
     -------
     str
         64 hexadecimal characters.
+
+    Examples
+    --------
+    >>> import os, tempfile
+    >>> from astro_enhance.weights import file_sha256
+    >>> path = os.path.join(tempfile.mkdtemp(), "empty.bin")
+    >>> open(path, "wb").close()
+    >>> file_sha256(path)[:16]
+    'e3b0c44298fc1c14'
     """
     h = hashlib.sha256()
     with open(path, "rb") as f:
@@ -268,6 +283,13 @@ def read_sidecar(path):
     ------
     WeightsError
         If the sidecar is missing or not valid JSON.
+
+    Examples
+    --------
+    >>> from astro_enhance.weights import read_sidecar, weights_dir
+    >>> sidecar = read_sidecar(weights_dir() / "unet")   # the shipped U-Net's sidecar
+    >>> sidecar["architecture"]
+    'unet'
     """
     tensors_path, sidecar_path = weights_paths(path)
     if not sidecar_path.is_file():

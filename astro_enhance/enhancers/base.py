@@ -45,6 +45,13 @@ class EnhancerInfo:
         sha256 of the weights file (None for methods without weights).
     description : str, optional
         One line for humans.
+
+    Examples
+    --------
+    >>> from astro_enhance.enhancers import EnhancerInfo
+    >>> info = EnhancerInfo("my-method", "classical", bands=(), tile_size=None)
+    >>> info.trained_for
+    'sdss->decals any band'
     """
 
     name: str
@@ -194,6 +201,22 @@ class Enhancer(ABC):
         Metadata.
     device : str or `torch.device`
         The device the enhancer runs on (``"cpu"`` for classical methods).
+
+    Examples
+    --------
+    A subclass sets `info` and implements ``_enhance``:
+
+    >>> import numpy as np
+    >>> from astro_enhance.enhancers import Enhancer, EnhancerInfo
+    >>> class Halve(Enhancer):
+    ...     info = EnhancerInfo("halve", "classical", bands=())
+    ...     needs_noise = False
+    ...     def _enhance(self, filled, *, mask, noise, rng):
+    ...         return 0.5 * filled
+    >>> data = np.array([[2.0, np.nan], [4.0, 6.0]], dtype=np.float32)
+    >>> Halve().enhance(data)
+    array([[ 1., nan],
+           [ 2.,  3.]], dtype=float32)
     """
 
     info = None

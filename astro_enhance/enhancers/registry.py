@@ -244,6 +244,15 @@ def unregister_enhancer(name):
     ------
     EnhancerError
         If no enhancer has that name.
+
+    Examples
+    --------
+    >>> from astro_enhance.enhancers import (Bicubic, enhancer_names, register_enhancer,
+    ...                                      unregister_enhancer)
+    >>> _ = register_enhancer("doc-temporary", Bicubic)
+    >>> unregister_enhancer("doc-temporary")
+    >>> "doc-temporary" in enhancer_names()
+    False
     """
     key = _norm(name)
     _ensure_builtins()
@@ -264,6 +273,12 @@ def enhancer_names(*, available_only=True):
     Returns
     -------
     list of str
+
+    Examples
+    --------
+    >>> from astro_enhance.enhancers import enhancer_names
+    >>> enhancer_names()[:3]
+    ['bicubic', 'bilateral', 'richardson-lucy']
     """
     _ensure_loaded()
     with _LOCK:
