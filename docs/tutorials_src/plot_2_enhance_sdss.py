@@ -71,6 +71,7 @@ for ax, img, label in zip(axes, (resampled, enhanced, truth),
     ax.set_title(label, fontsize=9)
     ax.set_axis_off()
 fig.tight_layout()
+fig.subplots_adjust(top=0.84)
 plt.show()
 
 ###############################################################################

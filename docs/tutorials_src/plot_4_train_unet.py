@@ -7,9 +7,9 @@ SDSS / DECaLS pairs (see :doc:`/training`). This tutorial runs the same code at 
 a few simulated pairs written to a temporary directory, a tiny U-Net and about a hundred
 optimisation steps, so that it runs in well under a minute on a laptop CPU.
 
-The result is *not* a useful model: the shipped weights come from the same recipe run for
-thousands of steps on tens of thousands of pairs (:doc:`/training` lists the exact
-commands, times and validation figures).
+The result is *not* a useful model: the shipped weights come from the full recipe (a wider
+network, 1800 steps of batch 8 on 1920 simulated g, r, i images, about half an hour on one
+CPU thread; :doc:`/training` lists the exact commands, times and validation figures).
 """
 
 import tempfile
@@ -96,8 +96,10 @@ fig.tight_layout()
 plt.show()
 
 ###############################################################################
-# A model this small and this briefly trained mostly denoises; the shipped U-Net (width 24,
-# depth 3, 1800+ steps on simulated g, r, i pairs) restores much more. Clean up:
+# After 120 steps on six scenes the tiny model has barely started: its output is still close
+# to its input. The shipped U-Net (width 24, depth 3, 1800 steps on 1920 images;
+# :doc:`/training`) gains about 20 dB PSNR over its input against the truth on validation
+# scenes (:doc:`/enhancers` has the benchmark table). Clean up:
 
 import shutil  # noqa: E402
 

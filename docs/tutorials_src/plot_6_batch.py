@@ -74,6 +74,7 @@ for ax, path in zip(np.atleast_1d(axes), outs):
     ax.set_title(path.name, fontsize=9)
     ax.set_axis_off()
 fig.tight_layout()
+fig.subplots_adjust(top=0.88)
 plt.show()
 
 ###############################################################################
