@@ -12,7 +12,12 @@ MPS, and on CUDA GPUs that support bfloat16. Asking for an unsupported combinati
 ``"fp16"`` on the CPU) raises `~astro_enhance.DeviceError` with the alternatives, rather than
 silently running something else.
 
-The CPU thread count is never changed here: ``torch.set_num_threads`` is the user's choice.
+Threads: `resolve_device` and `resolve_precision` never change the CPU thread count.
+`inference_threads` is what a neural enhancer calls before running on the CPU: an explicit
+thread count is applied; otherwise the count is only ever *lowered*, to the CPUs this process
+may use (affinity mask, cgroup quota) divided among the threads of a dask worker, so that
+nothing oversubscribes the cores. A count set by the user with ``torch.set_num_threads`` (or
+``OMP_NUM_THREADS``) below that is left alone.
 
 torch is imported inside the functions, so importing this module stays light.
 """
@@ -23,7 +28,7 @@ import re
 from .exceptions import DeviceError
 
 __all__ = ["resolve_device", "resolve_precision", "available_devices", "DEVICE_ENV_VAR",
-           "PRECISIONS"]
+           "PRECISIONS", "available_cpus", "inference_threads"]
 
 #: Environment variable that sets the default device (used when ``device`` is None/"auto").
 DEVICE_ENV_VAR = "ASTRO_ENHANCE_DEVICE"
@@ -211,3 +216,110 @@ def resolve_precision(precision="auto", device=None):
             raise DeviceError(f"bfloat16 is not supported by the GPU {dev}; use "
                               f"precision='fp16' or 'fp32'")
     return torch.bfloat16
+
+
+def _cgroup_cpu_limit():
+    """CPUs allowed by a cgroup quota (v2 ``cpu.max`` or v1 ``cfs_quota``), or None."""
+    try:
+        with open("/sys/fs/cgroup/cpu.max") as f:
+            quota, period = f.read().split()[:2]
+        if quota != "max":
+            return max(1, int(int(quota) // int(period)))
+        return None
+    except (OSError, ValueError):
+        pass
+    try:
+        with open("/sys/fs/cgroup/cpu/cpu.cfs_quota_us") as f:
+            quota = int(f.read())
+        with open("/sys/fs/cgroup/cpu/cpu.cfs_period_us") as f:
+            period = int(f.read())
+        if quota > 0 and period > 0:
+            return max(1, quota // period)
+    except (OSError, ValueError):
+        pass
+    return None
+
+
+def _dask_worker_threads():
+    """Threads of the dask worker this code runs in (None outside a worker)."""
+    import sys
+
+    if "distributed" not in sys.modules:
+        return None
+    try:
+        from distributed import get_worker
+
+        return int(get_worker().state.nthreads)
+    except Exception:       # not in a worker, or an API change: no constraint
+        return None
+
+
+def available_cpus():
+    """Number of CPUs this process may use.
+
+    The CPUs of the process's affinity mask (``os.sched_getaffinity``, else
+    ``os.cpu_count()``), capped by a cgroup CPU quota (containers, batch schedulers).
+
+    Returns
+    -------
+    int
+        At least 1.
+
+    Examples
+    --------
+    >>> available_cpus() >= 1
+    True
+    """
+    try:
+        n = len(os.sched_getaffinity(0))
+    except (AttributeError, OSError):
+        n = os.cpu_count() or 1
+    limit = _cgroup_cpu_limit()
+    if limit is not None:
+        n = min(n, limit)
+    return max(1, int(n))
+
+
+def inference_threads(threads=None):
+    """Set the torch CPU thread count for an inference call and return it.
+
+    Parameters
+    ----------
+    threads : int or None, optional
+        An explicit count is applied with ``torch.set_num_threads`` (process-wide, as
+        torch's setting is). None keeps torch's current count unless it exceeds the CPUs
+        available to each task: `available_cpus` divided by the number of threads of the
+        dask worker the call runs in (1 outside dask), at least 1; it is then lowered to
+        that. The count is never raised when ``threads`` is None.
+
+    Returns
+    -------
+    int
+        The thread count in effect.
+
+    Raises
+    ------
+    DeviceError
+        If ``threads`` is not a positive integer.
+
+    Examples
+    --------
+    >>> n = inference_threads()
+    >>> 1 <= n <= available_cpus()
+    True
+    """
+    torch = _torch()
+    current = torch.get_num_threads()
+    if threads is not None:
+        try:
+            n = int(threads)
+        except (TypeError, ValueError):
+            n = 0
+        if isinstance(threads, bool) or n < 1 or n != threads:
+            raise DeviceError(f"threads must be a positive integer, got {threads!r}")
+    else:
+        share = available_cpus() // (_dask_worker_threads() or 1)
+        n = min(current, max(1, share))
+    if n != current:
+        torch.set_num_threads(n)
+    return n

@@ -97,6 +97,16 @@ def _starts(n, t, overlap):
     return sorted({min(i * stride, n - t) for i in range(k)})
 
 
+def _balanced(n, t, overlap, mult):
+    """Smallest tile side (a multiple of ``mult``, at most ``t``) covering ``n`` pixels with
+    as few tiles as side ``t`` needs."""
+    if n <= t:
+        return t
+    k = len(_starts(n, t, overlap))
+    need = -(-(n + (k - 1) * overlap) // k)
+    return min(t, max(-(-need // mult) * mult, overlap + 1))
+
+
 @dataclass
 class TilePlan:
     """Where the tiles of an image lie and how they are weighted.
@@ -143,7 +153,7 @@ class TilePlan:
                 yield iy, ix, y0, y0 + ty, x0, x0 + tx
 
 
-def plan_tiles(shape, *, tile_size=None, overlap=32, size_multiple=1):
+def plan_tiles(shape, *, tile_size=None, overlap=32, size_multiple=1, balance=False):
     """Plan overlapping tiles covering an image.
 
     Parameters
@@ -157,6 +167,12 @@ def plan_tiles(shape, *, tile_size=None, overlap=32, size_multiple=1):
         Overlap between neighbouring tiles; must be smaller than the tile.
     size_multiple : int, optional
         The model needs tile sides that are multiples of this.
+    balance : bool, optional
+        Treat ``tile_size`` as the largest tile side and shrink the tiles along each axis to
+        the smallest multiple of ``size_multiple`` that covers the image with the same
+        number of tiles, so the last tile does not overlap its neighbour by much more than
+        ``overlap``: less computation for the same number of tiles (tiles may then be
+        rectangular). Default False: square tiles of ``tile_size``.
 
     Returns
     -------
@@ -172,6 +188,9 @@ def plan_tiles(shape, *, tile_size=None, overlap=32, size_multiple=1):
     >>> plan = plan_tiles((1024, 1024), tile_size=256, overlap=32)
     >>> plan.starts_x
     [0, 224, 448, 672, 768]
+    >>> plan = plan_tiles((1024, 1024), tile_size=512, overlap=32, balance=True)
+    >>> plan.tile_shape, plan.starts_x
+    ((363, 363), [0, 331, 661])
     """
     ny, nx = (int(s) for s in shape)
     if ny < 1 or nx < 1:
@@ -190,6 +209,8 @@ def plan_tiles(shape, *, tile_size=None, overlap=32, size_multiple=1):
             if n > tt and tt <= overlap:
                 raise ValueError(f"tile_size={t} must be larger than overlap={overlap}; "
                                  f"use a larger tile or a smaller overlap")
+        if balance:
+            ty, tx = _balanced(ny, ty, overlap, mult), _balanced(nx, tx, overlap, mult)
     py = -(-ty // mult) * mult
     px = -(-tx // mult) * mult
     sy, sx = _starts(ny, ty, overlap), _starts(nx, tx, overlap)
@@ -250,7 +271,7 @@ def _is_oom(exc):
 
 
 def run_tiled(data, fn, *, tile_size=None, overlap=32, size_multiple=1, batch_size=4,
-              progress=False, min_tile_size=None, out=None, postprocess=None):
+              progress=False, min_tile_size=None, out=None, postprocess=None, balance=False):
     """Apply ``fn`` to an image tile by tile and blend the results.
 
     Tiles are processed in row-major order and the blended output is built one strip of tile
@@ -293,6 +314,9 @@ def run_tiled(data, fn, *, tile_size=None, overlap=32, size_multiple=1, batch_si
         ``r0:r1`` (a float32 array ``(C_out, r1 - r0, nx)``, already normalised) before it is
         stored; it may modify ``block`` in place or return a replacement of the same shape.
         Used to undo a stretch and restore NaN without a full-size temporary.
+    balance : bool, optional
+        Shrink the tiles to cover the image evenly (see `plan_tiles`); ``tile_size`` is then
+        the largest tile side.
 
     Returns
     -------
@@ -354,8 +378,8 @@ def run_tiled(data, fn, *, tile_size=None, overlap=32, size_multiple=1, batch_si
     while True:
         try:
             res = _run_once(arr, fn, plan_tiles((ny, nx), tile_size=tile, overlap=overlap,
-                                                size_multiple=mult), batch_size, progress,
-                            out3, postprocess)
+                                                size_multiple=mult, balance=balance),
+                            batch_size, progress, out3, postprocess)
             break
         except Exception as exc:
             if not _is_oom(exc):
@@ -409,6 +433,8 @@ def _run_once(arr, fn, plan, batch_size, progress, out, postprocess):
     dst = None
     acc = None          # accumulator for image rows top .. top + ty
     state = {"top": 0, "row": 0}
+    windows = {}        # 2-D float32 weight window per border class (at most 9)
+    weighted = None     # preallocated tile * window product
     inv_x = 1.0 / plan.norm_x
     step = max(1, 262_144 // max(nx, 1))
 
@@ -483,10 +509,21 @@ def _run_once(arr, fn, plan, batch_size, progress, out, postprocess):
                     # row's origin are complete.
                     finalise(y0)
                     state["row"] = iy
-                w = np.outer(plan.windows_y[iy], plan.windows_x[ix]).astype(np.float32)
+                # a tile's window depends only on which image borders it touches
+                key = (y0 == 0, y1 == ny, x0 == 0, x1 == nx)
+                w = windows.get(key)
+                if w is None:
+                    w = np.outer(plan.windows_y[iy], plan.windows_x[ix]).astype(np.float32)
+                    windows[key] = w
                 top = state["top"]
-                acc[:, y0 - top:y1 - top, x0:x1] += r[:, :ty, :tx].astype(np.float32,
-                                                                          copy=False) * w
+                r = r[:, :ty, :tx]
+                if r.dtype != np.float32:
+                    r = r.astype(np.float32)
+                if weighted is None or weighted.shape[0] != r.shape[0]:
+                    weighted = np.empty((r.shape[0], ty, tx), dtype=np.float32)
+                # the same float32 product and sum as acc += r * w, without temporaries
+                np.multiply(r, w, out=weighted)
+                acc[:, y0 - top:y1 - top, x0:x1] += weighted
             del res
             if bar is not None:
                 bar.update(len(chunk))
