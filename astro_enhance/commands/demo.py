@@ -213,6 +213,9 @@ def _figure(png, scenes, method, band):
             ax.set_xticks([])
             ax.set_yticks([])
             cb = fig.colorbar(art, ax=ax, fraction=0.046, pad=0.02)
+            if cmap == "gray":  # a few readable ticks on the asinh scale
+                cb.set_ticks([float(f"{v:.2g}") for v in
+                              (nm.vmin, 0.0, 0.03 * nm.vmax, 0.2 * nm.vmax, nm.vmax)])
             cb.set_label("nanomaggy / pixel", fontsize=8)
             cb.ax.tick_params(labelsize=7)
         row[0].set_ylabel(scene["title"], fontsize=10)
