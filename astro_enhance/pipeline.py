@@ -209,7 +209,8 @@ def _enhance(data, method=None, *, target="decals", device="auto", remove_stars=
     in_flux = float(np.nansum(work[footprint]))
     out_flux = float(np.nansum(out[footprint]))
     flux_ratio = out_flux / in_flux if in_flux != 0 else float("nan")
-    chi2 = _consistency(out, resampled, image, in_survey, target_survey, band)
+    chi2 = _consistency(out, resampled, image, in_survey, target_survey, band,
+                        star_mask=None if star_result is None else star_result.mask)
 
     hdr_image = resampled.__class__(data=out, wcs=resampled.wcs, unit=resampled.unit,
                                     mask=None, header=resampled.header,
@@ -278,8 +279,11 @@ def _plain_table(catalog):
     return t
 
 
-def _consistency(out, resampled, image, in_survey, target_survey, band):
-    """Reduced chi^2 of the output degraded back to the input grid and PSF."""
+def _consistency(out, resampled, image, in_survey, target_survey, band, star_mask=None):
+    """Reduced chi^2 of the output degraded back to the input grid and PSF.
+
+    With star removal, the removed stars are in the input but not in the output: their
+    pixels (``star_mask`` on the output grid, taken to the input grid) are left out."""
     try:
         from .metrics import consistency_chi2
     except ImportError:
@@ -287,10 +291,18 @@ def _consistency(out, resampled, image, in_survey, target_survey, band):
     src = in_survey if in_survey is not None else get_survey("sdss")
     try:
         sigma = estimate_noise(image.data, mask=image.mask)
+        mask = None if image.mask is None else np.asarray(image.mask, dtype=bool)
+        if star_mask is not None and np.any(star_mask):
+            from reproject import reproject_interp
+
+            m, _ = reproject_interp((np.asarray(star_mask, dtype=np.float32), resampled.wcs),
+                                    image.wcs, shape_out=image.data.shape, order="bilinear")
+            m = np.nan_to_num(m) > 0.01
+            mask = m if mask is None else (mask | m)
         return float(consistency_chi2(
             out, image.data, sdss_wcs=image.wcs, enhanced_wcs=resampled.wcs,
             psf_sdss_fwhm=_fwhm(src, band), psf_out_fwhm=_fwhm(target_survey, band),
-            sigma_sdss=sigma))
+            sigma_sdss=sigma, mask=mask))
     except Exception as exc:  # noqa: BLE001 - a diagnostic must not lose the result
         warnings.warn(f"consistency chi2 could not be computed: {exc}", AstroEnhanceWarning)
         return float("nan")

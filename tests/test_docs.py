@@ -38,7 +38,7 @@ DOCTESTED = ["astro_enhance.exceptions", "astro_enhance.io", "astro_enhance.surv
              "astro_enhance.normalize", "astro_enhance.visualization",
              "astro_enhance.sample_data", "astro_enhance.enhancers.base",
              "astro_enhance.enhancers.registry", "astro_enhance.weights",
-             "astro_enhance.metrics"]
+             "astro_enhance.metrics", "astro_enhance.domain"]
 
 _SECTION = re.compile(r"^(?P<name>[A-Z][A-Za-z ]+)\n-{3,}\s*$", re.M)
 

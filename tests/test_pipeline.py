@@ -145,3 +145,21 @@ def test_remove_stars_adds_mask_and_catalogue(sample):
     assert hdul["MASK"].data.shape == hdul[0].data.shape
     assert hdul["MASK"].data.any()
     assert any("removed before enhancement" in str(c) for c in hdul[0].header["HISTORY"])
+
+
+def test_consistency_leaves_out_removed_stars():
+    """AE_CHI2 with star removal compares the output with the input away from the removed
+    stars (they are in the input, not in the output): it stays about 1."""
+    import warnings
+
+    from astro_enhance import enhance_fits
+    from astro_enhance.sample_data import make_sdss_sample
+
+    h = make_sdss_sample(shape=(256, 256))
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        plain = enhance_fits(h, method="bicubic")
+        clean = enhance_fits(h, method="bicubic", remove_stars=True)
+    assert clean["MASK"].data.any()
+    assert 0.2 < clean[0].header["AE_CHI2"] < 1.5
+    assert plain[0].header["AE_CHI2"] < 1.5
