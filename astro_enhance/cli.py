@@ -67,6 +67,12 @@ def build_parser():
     Returns
     -------
     parser : `argparse.ArgumentParser`
+
+    Examples
+    --------
+    >>> parser = build_parser()
+    >>> parser.parse_args(["list"]).command
+    'list'
     """
     parser = argparse.ArgumentParser(
         prog="astro-enhance",
@@ -96,6 +102,15 @@ def main(argv=None):
     -------
     int
         Exit code: 0 on success, non-zero on error.
+
+    Examples
+    --------
+    >>> main(["info", "no-such-file.fits"])  # doctest: +SKIP
+    astro-enhance: error: ...
+    2
+    >>> main(["list"]) == 0  # doctest: +ELLIPSIS
+    name ...
+    True
     """
     parser = build_parser()
     args = parser.parse_args(argv)

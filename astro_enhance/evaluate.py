@@ -400,6 +400,13 @@ def make_figure(examples, methods, path):
     Returns
     -------
     pathlib.Path
+
+    Examples
+    --------
+    >>> import os, tempfile
+    >>> t, ex = evaluate(["bicubic"], n=1, stamp_arcsec=16, keep_examples=1)
+    >>> make_figure(ex, ["bicubic"], os.path.join(tempfile.mkdtemp(), "f.png")).exists()
+    True
     """
     import matplotlib
     matplotlib.use("Agg")
@@ -467,6 +474,18 @@ def evaluate_real(sdss, decals, methods, *, device="cpu", band=None):
     ------
     astro_enhance.InputError
         If the two images do not overlap.
+
+    Examples
+    --------
+    A simulated pair stands in for real images here (use real SDSS and DECaLS files):
+
+    >>> from astro_enhance.io import image_to_hdu
+    >>> from astro_enhance.simulate import simulate_pair
+    >>> pair = simulate_pair(20_000_001, stamp_arcsec=24)
+    >>> t = evaluate_real(image_to_hdu(pair.sdss["r"]), image_to_hdu(pair.decals["r"]),
+    ...                   ["bicubic"])
+    >>> [str(m) for m in t["method"]]
+    ['bicubic', 'sdss-input']
     """
     from astropy.table import Table
 
