@@ -141,3 +141,60 @@ def test_thread_count_untouched(machine, monkeypatch):
     resolve_device("auto")
     resolve_precision("auto", "cpu")
     assert calls == [] and torch.get_num_threads() == before
+
+
+@pytest.fixture
+def threads(monkeypatch):
+    """Record set_num_threads calls; torch's count starts at 4."""
+    import astro_enhance.device as dev
+
+    state = {"n": 4, "calls": []}
+    monkeypatch.setattr(torch, "get_num_threads", lambda: state["n"])
+
+    def set_n(n):
+        state["calls"].append(n)
+        state["n"] = n
+    monkeypatch.setattr(torch, "set_num_threads", set_n)
+    monkeypatch.setattr(dev, "_dask_worker_threads", lambda: None)
+    return state
+
+
+def test_inference_threads_explicit(threads):
+    from astro_enhance.device import inference_threads
+
+    assert inference_threads(3) == 3 and threads["calls"] == [3]
+    assert inference_threads(3) == 3 and threads["calls"] == [3]     # no needless call
+    for bad in (0, -1, 1.5, "2", True):
+        with pytest.raises(DeviceError, match="positive integer"):
+            inference_threads(bad)
+
+
+def test_inference_threads_default_never_raises_only_caps(threads, monkeypatch):
+    import astro_enhance.device as dev
+
+    monkeypatch.setattr(dev, "available_cpus", lambda: 8)
+    assert dev.inference_threads() == 4 and threads["calls"] == []   # user's 4 kept
+    monkeypatch.setattr(dev, "available_cpus", lambda: 2)
+    assert dev.inference_threads() == 2 and threads["calls"] == [2]  # no oversubscription
+    # inside a dask worker with 2 threads on 2 CPUs: one torch thread per task
+    monkeypatch.setattr(dev, "_dask_worker_threads", lambda: 2)
+    threads["n"] = 2
+    assert dev.inference_threads() == 1 and threads["calls"][-1] == 1
+    monkeypatch.setattr(dev, "_dask_worker_threads", lambda: 4)      # more threads than CPUs
+    assert dev.inference_threads() == 1
+
+
+def test_available_cpus_respects_affinity_and_quota(monkeypatch):
+    import astro_enhance.device as dev
+
+    monkeypatch.setattr(dev.os, "sched_getaffinity", lambda pid: {0, 1, 2}, raising=False)
+    monkeypatch.setattr(dev, "_cgroup_cpu_limit", lambda: None)
+    assert dev.available_cpus() == 3
+    monkeypatch.setattr(dev, "_cgroup_cpu_limit", lambda: 2)
+    assert dev.available_cpus() == 2
+
+
+def test_dask_worker_threads_outside_a_worker():
+    from astro_enhance.device import _dask_worker_threads
+
+    assert _dask_worker_threads() is None

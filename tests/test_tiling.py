@@ -16,9 +16,9 @@ def _coverage(plan):
     return cov
 
 
-@pytest.mark.parametrize("shape,tile,overlap", [((1024, 1024), 256, 32), ((300, 257), 64, 16),
-                                                 ((50, 700), 128, 32), ((7, 9), 256, 32),
-                                                 ((129, 129), 128, 0)])
+@pytest.mark.parametrize("shape,tile,overlap", [
+    ((1024, 1024), 256, 32), ((300, 257), 64, 16), ((50, 700), 128, 32), ((7, 9), 256, 32),
+    ((129, 129), 128, 0)])
 def test_plan_covers_every_pixel_with_positive_weight(shape, tile, overlap):
     plan = plan_tiles(shape, tile_size=tile, overlap=overlap)
     assert (_coverage(plan) >= 1).all()
@@ -189,8 +189,8 @@ def test_oom_untiled_falls_back_to_tiles():
 
 def test_oom_gives_up_with_a_clear_error():
     fn = _FakeOOM(limit=0)
-    with pytest.warns(AstroEnhanceWarning), pytest.raises(DeviceError, match="out of memory "
-                                                                               "even with"):
+    with pytest.warns(AstroEnhanceWarning), \
+            pytest.raises(DeviceError, match="out of memory even with"):
         run_tiled(np.ones((256, 256), np.float32), fn, tile_size=256, overlap=16,
                   batch_size=2)
 
@@ -274,7 +274,9 @@ def test_postprocess_sees_each_row_once_in_strips():
 def test_out_memmap_and_errors(tmp_path):
     rng = np.random.default_rng(9)
     img = rng.normal(size=(2, 200, 150)).astype(np.float32)
-    fn = lambda b: np.concatenate([b, b[:, :1] ** 2], axis=1)   # noqa: E731 (2 -> 3 bands)
+
+    def fn(b):                  # 2 -> 3 bands
+        return np.concatenate([b, b[:, :1] ** 2], axis=1)
     ref = run_tiled(img, fn, tile_size=64, overlap=16)
     mm = np.memmap(tmp_path / "o.dat", dtype=np.float32, mode="w+", shape=(3, 200, 150))
     assert run_tiled(img, fn, tile_size=64, overlap=16, out=mm) is mm
@@ -372,6 +374,8 @@ def _enhancer(**kw):
     net = torch.nn.Sequential(torch.nn.Conv2d(1, 8, 3, padding=1), torch.nn.GELU(),
                               torch.nn.Conv2d(8, 1, 3, padding=1))
     info = EnhancerInfo("stream", "neural", tile_size=64, overlap=16)
+    # explicit: on the CPU the default tile would be CPU_TILE_SIZE and cover these images
+    kw.setdefault("tile_size", 64)
     return TorchEnhancer(net, info, device="cpu", **kw)
 
 
@@ -443,7 +447,7 @@ def test_torch_enhance_out_checks_and_multiband(tmp_path):
     torch.manual_seed(0)
     net = torch.nn.Conv2d(3, 3, 3, padding=1)
     e3 = TorchEnhancer(net, EnhancerInfo("c3", "neural", channels_in=3, channels_out=3,
-                                         tile_size=32, overlap=8), device="cpu")
+                                         tile_size=32, overlap=8), device="cpu", tile_size=32)
     cube = np.stack([_image((80, 70), seed=s) for s in (1, 2, 3)])
     cube[1, 50, 50] = np.nan
     out = np.zeros((3, 80, 70), np.float32)
@@ -468,3 +472,51 @@ def test_torch_noise_estimate_matches_normalize():
         assert got == expected
         if img.size <= 2 ** 20:
             assert got == estimate_noise(filled, mask=bad)
+
+
+@pytest.mark.parametrize("shape,tile,overlap,mult", [
+    ((1024, 1024), 512, 32, 8), ((2251, 3096), 1024, 32, 8), ((2251, 3096), 256, 32, 8),
+    ((300, 257), 64, 16, 1), ((50, 700), 128, 32, 4), ((1000, 1000), 100, 8, 16),
+    ((7, 9), 256, 32, 8)])
+def test_balanced_plan_covers_with_fewer_pixels(shape, tile, overlap, mult):
+    plain = plan_tiles(shape, tile_size=tile, overlap=overlap, size_multiple=mult)
+    plan = plan_tiles(shape, tile_size=tile, overlap=overlap, size_multiple=mult, balance=True)
+    assert (_coverage(plan) >= 1).all()
+    assert np.outer(plan.norm_y, plan.norm_x).min() >= 0.999
+    assert plan.n_tiles <= plain.n_tiles
+    ty, tx = plan.tile_shape
+    assert ty <= plain.tile_shape[0] and tx <= plain.tile_shape[1]
+    assert all(t % mult == 0 or t == n for t, n in zip(plan.tile_shape, shape))
+    for starts, t in ((plan.starts_y, ty), (plan.starts_x, tx)):
+        assert all(b - a <= t - overlap for a, b in zip(starts, starts[1:]))
+
+
+def test_balanced_plan_layouts():
+    plan = plan_tiles((1024, 1024), tile_size=512, overlap=32, size_multiple=8, balance=True)
+    assert plan.tile_shape == (368, 368) and plan.n_tiles == 9       # not 9 x 512**2
+    plan = plan_tiles((2251, 3096), tile_size=1024, overlap=32, size_multiple=8, balance=True)
+    assert plan.tile_shape == (776, 800) and plan.n_tiles == 12
+    assert plan.n_tiles * 776 * 800 < 1.07 * 2251 * 3096             # < 7% recomputed
+
+
+def test_balanced_tiles_equal_untiled():
+    """The acceptance bound holds for balanced (rectangular) tiles too."""
+    fn = _tiny_net()
+    rng = np.random.default_rng(3)
+    img = rng.normal(size=(1024, 1000)).astype(np.float32)
+    img[300:340, 500:560] += 20.0
+    full = fn(img[None, None])[0, 0]
+    tiled = run_tiled(img, fn, tile_size=512, overlap=32, batch_size=4, balance=True)
+    span = float(full.max() - full.min())
+    assert np.abs(tiled - full).max() <= 1e-4 * span
+
+
+def test_float64_results_are_rounded_before_weighting():
+    """fn returning float64 gives exactly what its float32 rounding gives."""
+    rng = np.random.default_rng(5)
+    img = rng.normal(size=(130, 170)).astype(np.float32)
+    a = run_tiled(img, lambda b: np.sin(b.astype(np.float64)) / 3.0, tile_size=64, overlap=16)
+    b = run_tiled(img, lambda b: (np.sin(b.astype(np.float64)) / 3.0).astype(np.float32),
+                  tile_size=64, overlap=16)
+    assert a.dtype == np.float32
+    np.testing.assert_array_equal(a, b)

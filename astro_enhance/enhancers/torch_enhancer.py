@@ -41,7 +41,7 @@ __all__ = ["TorchEnhancer", "CPU_TILE_SIZE", "CPU_BATCH_PIXELS"]
 #: Smallest default tile side on the CPU (the model's hint ``info.tile_size`` if larger, or
 #: ``cpu_tile_size`` in the sidecar's ``info``). Tiles are balanced to cover the image
 #: evenly (`astro_enhance.tiling.plan_tiles` with ``balance=True``), so a 2251 x 3096 frame
-#: runs as 12 tiles of 760 x 800 px.
+#: runs as 12 tiles of 776 x 800 px.
 CPU_TILE_SIZE = 1024
 
 #: Default pixels per forward pass on the CPU (``batch_size`` = this // tile area, >= 1);
@@ -96,10 +96,11 @@ class TorchEnhancer(Enhancer):
         process or to each thread of a dask worker (see
         `astro_enhance.device.inference_threads`).
     compile : bool, optional
-        Run the network through ``torch.compile`` (default False: on this package's CPU
-        benchmark it gains ~10% per tile but costs about a minute of compilation, and again
-        for every new tile shape). If compilation fails the model runs uncompiled, with a
-        warning.
+        Run the network through ``torch.compile`` (default False: on the 2-core CPU it took
+        ~10% off the U-Net's time per tile, within the noise of a loaded machine, while the
+        first compilation costs 5-60 s, and again for a new tile shape; it can pay off for
+        many frames in one process, e.g. a batch worker). If compilation fails the model
+        runs uncompiled, with a warning.
 
     Examples
     --------
