@@ -10,7 +10,7 @@ import numpy as np
 
 from .exceptions import InputError
 
-__all__ = ["tile_seam_score", "compare_aperture_fluxes"]
+__all__ = ["tile_seam_score", "step_profile", "compare_aperture_fluxes"]
 
 
 def _peak_ratio(profile, period, harmonics):
@@ -39,6 +39,40 @@ def _peak_ratio(profile, period, harmonics):
             break
         ratios.append(float(p[max(k0 - 1, 1):k0 + 2].max() / level))
     return max(ratios) if ratios else float("nan")
+
+
+def step_profile(change, axis):
+    """Mean squared pixel-to-pixel step of an image across ``axis``, per position.
+
+    For ``axis=1`` entry ``j`` is the mean over rows of ``(change[:, j + 1] - change[:, j])**2``
+    with the largest 5% of each column left out (stars and cosmic rays touch a few rows; a
+    tile seam runs along the whole tile edge).
+
+    Parameters
+    ----------
+    change : ndarray, shape (ny, nx)
+        Usually ``output - reference``.
+    axis : int
+        1: steps between columns (profile along x); 0: between rows (along y).
+
+    Returns
+    -------
+    ndarray
+        Length ``nx - 1`` (axis 1) or ``ny - 1`` (axis 0).
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> d = np.zeros((50, 10)); d[:, 5:] = 1.0
+    >>> int(np.argmax(step_profile(d, 1)))
+    4
+    """
+    q = np.diff(np.asarray(change, dtype=np.float64), axis=axis) ** 2
+    if axis == 0:
+        q = q.T
+    with np.errstate(invalid="ignore"):
+        cut = np.nanpercentile(q, 95, axis=0)
+        return np.nanmean(np.where(q <= cut, q, np.nan), axis=0)
 
 
 def tile_seam_score(output, reference, period, *, harmonics=3):
@@ -98,14 +132,7 @@ def tile_seam_score(output, reference, period, *, harmonics=3):
     for axis in (1, 0):
         # per-column (per-row) size of the pixel-to-pixel change: stars and galaxies only
         # touch a few lines, a seam runs along the whole tile edge
-        q = np.diff(d, axis=axis) ** 2
-        if axis == 0:
-            q = q.T
-        # q[i, j]: squared step across position j in line i; trim the largest 5% per
-        # position (stars, cosmic rays) and average the rest
-        with np.errstate(invalid="ignore"):
-            cut = np.nanpercentile(q, 95, axis=0)
-            g = np.nanmean(np.where(q <= cut, q, np.nan), axis=0)
+        g = step_profile(d, axis)
         g = g[np.isfinite(g)]
         if g.size < 4 * period:
             continue

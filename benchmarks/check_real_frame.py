@@ -41,13 +41,10 @@ def seam_zscores(output, reference, starts, overlap, axis):
     """
     from scipy.ndimage import median_filter
 
-    d = np.asarray(output, dtype=np.float64) - np.asarray(reference, dtype=np.float64)
-    q = np.diff(d, axis=axis) ** 2
-    if axis == 0:
-        q = q.T
-    with np.errstate(invalid="ignore"):
-        cut = np.nanpercentile(q, 95, axis=0)
-        g = np.nanmean(np.where(q <= cut, q, np.nan), axis=0)
+    from astro_enhance.diagnostics import step_profile
+
+    change = np.asarray(output, dtype=np.float64) - np.asarray(reference, dtype=np.float64)
+    g = step_profile(change, axis)
     g = g - median_filter(g, size=31, mode="reflect")
     mad = 1.4826 * np.nanmedian(np.abs(g - np.nanmedian(g)))
     z = g / mad
@@ -90,7 +87,10 @@ def main(argv=None):
         opts = {} if args.tile_size is None else {"tile_size": args.tile_size}
         enh = get_enhancer(m, device="cpu", **opts)
         if getattr(enh, "tile_size", None) is None:
-            print(f"{m}: not tiled (classical); skipped")
+            # classical: a reference for the header diagnostics only
+            hdul, _ = _enhance(str(frame), m, device="cpu")
+            print(f"{m} (reference, not tiled): AE_CHI2 {hdul[0].header.get('AE_CHI2')}, "
+                  f"AE_FLUXR {hdul[0].header['AE_FLUXR']}")
             continue
         tile, _ = enh.run_tiling()
         from astro_enhance.tiling import plan_tiles
@@ -119,6 +119,10 @@ def main(argv=None):
             seam, controls = None, None
         t = compare_aperture_fluxes(out, ref, n=30, saturation=100.0)
         dev = np.abs(np.asarray(t["ratio"]) - 1)
+        # the same sources with apertures of 3 FWHM: the SDSS PSF's Moffat wings put more
+        # light outside 2 FWHM in the input than in the sharper output
+        t3 = compare_aperture_fluxes(out, ref, n=30, saturation=100.0, radius=3 * 4.5)
+        dev3 = np.abs(np.asarray(t3["ratio"]) - 1)
         print(f"{m}: {dt:.1f} s for {ref.shape[1]}x{ref.shape[0]} px, "
               f"tiles {plan.tile_shape}, overlap {enh.overlap}, starts x {plan.starts_x} "
               f"y {plan.starts_y}; "
@@ -137,7 +141,10 @@ def main(argv=None):
               f"{zy[1]:.1f} (y)")
         print(f"  aperture flux ratio of {len(t)} isolated sources "
               f"({int(np.sum(t['extended']))} extended): median {np.median(t['ratio']):.4f}, "
-              f"worst |ratio-1| {dev.max():.4f}, within 3%: {int(np.sum(dev <= 0.03))}/{len(t)}")
+              f"worst |ratio-1| {dev.max():.4f}, within 3%: {int(np.sum(dev <= 0.03))}/{len(t)} "
+              f"(apertures >= 2 FWHM); with apertures >= 3 FWHM: median "
+              f"{np.median(t3['ratio']):.4f}, worst {dev3.max():.4f}, within 3%: "
+              f"{int(np.sum(dev3 <= 0.03))}/{len(t3)}")
         outs[m] = out
     if args.png and outs:
         y0, x0, s = (int(v) for v in args.crop.split(","))
