@@ -80,7 +80,8 @@ def tile_seam_score(output, reference, period, *, harmonics=3):
 
     The change made by the enhancer, ``d = output - reference``, is differentiated along each
     axis; the mean squared difference per column (per row; the largest 5% left out so that
-    stars do not dominate), minus its running median, gives a profile in which a seam every ``period`` pixels is a periodic spike. The score is the largest ratio, over both
+    stars do not dominate), minus its running median, gives a profile in which a seam
+    every ``period`` pixels is a periodic spike. The score is the largest ratio, over both
     axes and the first ``harmonics`` multiples of the tile frequency, of the profile's power
     at that frequency (largest of the 3 nearest bins) to the median power away from all the
     harmonics. Without seams the ratio is that of noise, rarely above ~12 (a maximum over 18

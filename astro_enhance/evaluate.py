@@ -78,8 +78,10 @@ def parse_methods(methods):
 
     Examples
     --------
-    >>> parse_methods("bicubic, bilateral(sigma_color=8, sigma_space=8)")
-    [('bicubic', 'bicubic', {}), ('bilateral(sigma_color=8,sigma_space=8)', 'bilateral', {'sigma_color': 8, 'sigma_space': 8})]
+    >>> for spec in parse_methods("bicubic, bilateral(sigma_color=8, sigma_space=8)"):
+    ...     print(spec)
+    ('bicubic', 'bicubic', {})
+    ('bilateral(sigma_color=8,sigma_space=8)', 'bilateral', {'sigma_color': 8, 'sigma_space': 8})
     """
     import ast
 

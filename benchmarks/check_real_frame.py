@@ -58,6 +58,7 @@ def seam_zscores(output, reference, starts, overlap, axis):
             if free[i:i + w].all()]
     return in_zone, float(np.percentile(vals, 95))
 
+
 FRAME = (Path(__file__).resolve().parents[1].parent / "shared" / "data" / "real" / "sdss"
          / "frame-r-002583-2-0136.fits.bz2")
 

@@ -1,4 +1,4 @@
-"""Choose the classical baselines' settings on validation scenes (issue 5: "each with its best setting").
+"""Find the classical baselines' best settings on validation scenes (issue 5).
 
 For every classical enhancer (``bicubic`` has no setting; ``richardson-lucy``: iterations and
 damping; ``bilateral``: sigma_color and sigma_space) runs a small grid of settings on the first
