@@ -174,6 +174,11 @@ def _atomic_write(path, blob):
             f.write(blob)
             f.flush()
             os.fsync(f.fileno())
+        # mkstemp creates 0600 files: give the weights the usual permissions (umask applied)
+        # so an installed package is readable by every user
+        umask = os.umask(0)
+        os.umask(umask)
+        os.chmod(tmp, 0o666 & ~umask)
         os.replace(tmp, path)
     except BaseException:
         try:

@@ -165,3 +165,20 @@ def test_shipped_weights_verify():
     """Every weights file shipped in the package passes its checksum."""
     for st in sorted(weights_dir().glob("*.safetensors")):
         assert read_sidecar(st)["sha256"] == file_sha256(st), st.name
+
+
+def test_saved_weights_are_readable_by_others(tmp_path):
+    """mkstemp's 0600 must not leak into installed weights files."""
+    import os
+    import stat
+
+    import torch
+
+    from astro_enhance.weights import save_weights
+
+    p = save_weights({"w": torch.zeros(2)}, tmp_path / "m", architecture="unet", config={})
+    umask = os.umask(0)
+    os.umask(umask)
+    for f in (p, p.with_suffix(".json")):
+        mode = stat.S_IMODE(os.stat(f).st_mode)
+        assert mode == 0o666 & ~umask, oct(mode)
