@@ -95,12 +95,17 @@ def nea_pixels(fwhm_arcsec, scale=0.396):
 
 
 # ----------------------------------------------------------------------------- one scene
-def run_scene(seed, bands, main="r", method="auto", inpaint="telea"):
+def simulate_scene(seed, bands, main="r"):
+    """The scene and its star-free twin (same galaxy and noise realisation)."""
     from astro_enhance.simulate import simulate_pair
+
+    return simulate_pair(seed, bands=bands), simulate_pair(seed, bands=(main,), n_stars=0)
+
+
+def run_scene(seed, bands, main="r", method="auto", inpaint="telea", scene=None):
     from astro_enhance.stars import remove_stars
 
-    pair = simulate_pair(seed, bands=bands)
-    twin = simulate_pair(seed, bands=(main,), n_stars=0)
+    pair, twin = scene if scene is not None else simulate_scene(seed, bands, main)
     img = pair.sdss[main]
     others = [pair.sdss[b] for b in bands if b != main]
     t0 = time.perf_counter()
@@ -144,12 +149,20 @@ def run_scene(seed, bands, main="r", method="auto", inpaint="telea"):
         yy, xx = np.ogrid[0:ny, 0:nx]
         ap = (xx - x) ** 2 + (yy - y) ** 2 <= r_ap ** 2
         left = abs(float(np.sum((clean - free)[ap]))) / f
+        why = ""
+        if not removed and len(cat):
+            da = np.hypot(np.asarray(cat["x"]) - x, np.asarray(cat["y"]) - y)
+            ja = int(np.argmin(da))
+            why = (f"; {math.hypot(x - pair.galaxy['x_sdss'], y - pair.galaxy['y_sdss']):.1f} "
+                   f"px from the galaxy centre; nearest candidate {da[ja]:.1f} px: "
+                   f"{cat['decision'][ja]} ({cat['reason'][ja]})")
         rows.append(dict(seed=seed, snr=snr, on_gal=bool(on_gal), removed=removed, left=left,
-                         kind=str(st["kind"][k]), saturated=bool(st["saturated"][k])))
+                         kind=str(st["kind"][k]), saturated=bool(st["saturated"][k]), why=why))
     # knots and core
     gal = pair.galaxy
     kpos, _ = knot_positions(gal)
     knots = []
+    knot_why = []
     tx = np.asarray(st["x_sdss"], float)
     ty = np.asarray(st["y_sdss"], float)
     if len(kpos):
@@ -164,6 +177,7 @@ def run_scene(seed, bands, main="r", method="auto", inpaint="telea"):
                 dt_ = np.hypot(tx - sx[j], ty - sy[j]) if tx.size else np.array([np.inf])
                 if dt_.size == 0 or dt_.min() > 2.0:
                     false = True
+                    knot_why.append(str(np.asarray(cat["reason"])[is_star][j]))
             knots.append(false)
     gx0, gy0 = gal["x_sdss"], gal["y_sdss"]
     d = np.hypot(sx - gx0, sy - gy0) if sx.size else np.array([np.inf])
@@ -186,10 +200,11 @@ def run_scene(seed, bands, main="r", method="auto", inpaint="telea"):
     if abs(ap_change) > 0.01 and not near.any():
         notes.append(f"aperture flux change {ap_change:+.2%}")
     if any(knots):
-        notes.append(f"{sum(knots)} knot(s) removed")
+        notes.append(f"{sum(knots)} knot(s) removed: " + "; ".join(knot_why))
     for r in rows:
         if r["snr"] >= 20 and not r["removed"]:
-            notes.append(f"missed star S/N {r['snr']:.0f} on_gal={r['on_gal']} kind={r['kind']}")
+            notes.append(f"missed star S/N {r['snr']:.0f} on_gal={r['on_gal']} kind={r['kind']}"
+                         f"{r.get('why', '')}")
     return dict(seed=seed, rows=rows, knots=knots, core_removed=core_removed,
                 ap_change=ap_change, notes=notes, ap_vs_free=ap_vs_free,
                 stars_near_galaxy=bool(near.any()), time=dt, n_removed=res.n_removed,

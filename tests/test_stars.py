@@ -217,7 +217,7 @@ def test_classify_bright_fraction_and_colour_rules():
              galaxy_fraction=np.array([0.0, 0.2, 0.2, 0.01, 0.01]),
              near_core=np.array([False, False, True, False, False]),
              knot_distance=np.array([np.nan, np.nan, np.nan, 0.5, 4.0]),
-             locus_offset=np.zeros(n), locus_err=np.full(n, 0.02))
+             locus_offset=np.array([0.0, 0.0, 0.0, 0.3, 0.0]), locus_err=np.full(n, 0.02))
     dec, why = classify(f)
     # very bright point source with a halo (wide best template); 20% of the galaxy's flux
     # away from its core; the same next to the core (not decided by brightness); knot-like
@@ -225,7 +225,9 @@ def test_classify_bright_fraction_and_colour_rules():
     assert dec.tolist() == ["star", "star", "knot", "knot", "star"]
     assert "bright" in why[0] and "flux" in why[1] and "knots" in why[3]
     f["locus_offset"] = np.array([0.0, 0.0, 0.0, 0.0, 0.8])
-    assert classify(f)[0][4] == "knot"  # far off the stellar locus
+    dec = classify(f)[0]
+    assert dec[4] == "knot"  # far off the stellar locus
+    assert dec[3] == "star"  # knot-like colours, but right on the stellar locus
 
 
 def test_stellar_locus():
@@ -294,6 +296,31 @@ def test_galaxy_core_and_knots_are_protected():
     assert abs(np.sum(res.clean[ap]) - np.sum(img[ap])) < 0.01 * gal
     assert "sky" in cat.colnames  # a WCS gives sky positions
     assert "core" in cat.meta["protected"]
+
+
+@pytest.mark.parametrize("with_star", [True, False])
+def test_star_beside_the_core_is_deblended_from_it(with_star):
+    # a star 2.9 px (one FWHM) from the core of a symmetric galaxy: one blended peak
+    shape = (128, 128)
+    gal = (64.0, 64.0, 2e4, 8.0, 0.8, 2500.0)
+    star = (66.5, 62.5, 1500.0)
+    img = _scene(11, shape=shape, galaxy=gal, stars=[star] if with_star else [])
+    no_star = _scene(11, shape=shape, galaxy=gal)
+    res = _quiet(image=_hdu(img), fwhm=FWHM, rng=0)
+    cat = res.catalog
+    is_star = np.asarray(cat["decision"]) == "star"
+    d_core = np.hypot(cat["x"] - 64, cat["y"] - 64)
+    d_star = np.hypot(cat["x"] - star[0], cat["y"] - star[1])
+    # the core is never removed
+    assert not np.any(is_star & (d_core < 1.5) & (d_star > 1.5))
+    if with_star:
+        assert np.any(is_star & (d_star < 1.5))
+        # what was removed is the star (within 25% of its flux), not the core's light
+        removed = float(np.sum(res.stars))
+        assert abs(removed - star[2]) < 0.25 * star[2]
+        assert res.clean[64, 64] > 0.8 * no_star[64, 64]
+    else:
+        assert not np.any(is_star & (d_core < 4 * FWHM))
 
 
 def test_saturated_star_and_bleed_trail_are_masked_and_inpainted():

@@ -35,6 +35,10 @@ METHODS = ("auto", "subtract", "inpaint")
 #: and inpainted (their halos and spikes go beyond what a PSF model subtracts well).
 BRIGHT_PEAK_SNR = 1000.0
 
+#: Lowest PSF score (scale 1, best scale at most 1.25) of a point source in the image minus
+#: the core's symmetric light for it to be a star beside the core.
+SYM_MIN_SCORE = 0.88
+
 _RGB_SUFFIXES = (".png", ".jpg", ".jpeg", ".tif", ".tiff", ".bmp")
 
 
@@ -749,7 +753,7 @@ def remove_stars(image, *, bands=None, psf=None, fwhm=None, threshold=5.0, metho
 
     # -- protected galaxy ------------------------------------------------------------------
     footprint = np.zeros(shape, bool)
-    core_xy = ext_light = core_xy2 = ext_light2 = None
+    core_xy = ext_light = core_xy2 = ext_light2 = c_sym = None
     gal_models = [np.zeros(shape) for _ in range(nb)]
     if protect_fp is not None:
         footprint = protect_fp
@@ -799,10 +803,50 @@ def remove_stars(image, *, bands=None, psf=None, fwhm=None, threshold=5.0, metho
         # two estimates: with every candidate subtracted (a bright star beside the core does
         # not pull it) and without (a compact bulge subtracted as a PSF does not push it
         # along an elongated galaxy); the candidates at both are protected
+        # the centre is never looked for next to a saturated star (its residual halo would
+        # be the brightest "galaxy light" there)
+        no_centre = None
+        ix0 = np.clip(np.round(cx).astype(int), 0, nx - 1)
+        iy0 = np.clip(np.round(cy).astype(int), 0, ny - 1)
+        if csat.any():
+            no_centre = ndimage.binary_dilation(sat_any, iterations=int(max(3, 2 * fwhm0)))
+            yy_, xx_ = np.ogrid[0:ny, 0:nx]
+            for j in np.nonzero(csat)[0]:
+                # out to 3 FWHM, and wherever the star's model is above half the light
+                f_sat = max(float(phot[0]["flux"][j]), _flux_from_saturation(
+                    sat_any, cx[j], cy[j], blist[0].data, psfs[0]))
+                r2 = (xx_ - cx[j]) ** 2 + (yy_ - cy[j]) ** 2
+                no_centre |= r2 <= (3 * fwhm0) ** 2
+                if f_sat > 0:
+                    r_j = float(np.clip(psfs[0].radius_at(f_sat, 0.1 * rmss[0][iy0[j], ix0[j]]),
+                                        3 * fwhm0, 0.25 * max(nx, ny)))
+                    box = r2 <= r_j ** 2
+                    yb, xb = np.nonzero(box)
+                    mod = f_sat * psfs[0].evaluate(xb - cx[j], yb - cy[j])
+                    dom = mod > 0.5 * np.abs(sub[0][yb, xb])
+                    no_centre[yb[dom], xb[dom]] = True
         core_xy, ext_light = _galaxy_centre(sub[0], rmss[0], cx, cy, phot[0]["flux"], psfs[0],
-                                            footprint, protect_xy)
+                                            footprint, protect_xy, exclude=no_centre)
         core_xy2, ext_light2 = _galaxy_centre(sub[0], rmss[0], cx, cy, phot[0]["flux"],
-                                              psfs[0], footprint, protect_xy, subtract=False)
+                                              psfs[0], footprint, protect_xy, subtract=False,
+                                              exclude=no_centre)
+        # the centre of symmetry of the galaxy's extended light (pixels near every candidate
+        # left out, so neither a star nor the core's own blend moves it) ...
+        r_fp_ = math.sqrt(footprint.sum() / math.pi)
+        c_sym = _symmetry_centre(sub[0], bad[0], core_xy, cx, cy, fwhm0,
+                                 search=max(2.0, 1.5 * fwhm0),
+                                 radius=float(np.clip(0.5 * r_fp_, 3 * fwhm0, 25.0)))
+        # ... and point sources hidden in the core's blend: peaks of the image minus its
+        # symmetric part (a star one FWHM from a bright core makes no peak of its own)
+        bx, by = _asymmetric_peaks(sub[0], bad[0], c_sym, cx, cy, phot[0]["flux"], psfs[0],
+                                   rmss[0], r_in=max(1.2, 0.4 * fwhm0), r_out=3.0 * fwhm0,
+                                   nsigma=max(threshold, 5.0))
+        if bx.size:
+            cx = np.concatenate([cx, bx])
+            cy = np.concatenate([cy, by])
+            csat = np.concatenate([csat, np.zeros(bx.size, bool)])
+            cx, cy, phot = _photometry_near(sub, gal_models, bad, rmss, psfs, cx, cy, phot,
+                                            near)
     n = cx.size
     ix = np.clip(np.round(cx).astype(int), 0, nx - 1)
     iy = np.clip(np.round(cy).astype(int), 0, ny - 1)
@@ -837,6 +881,7 @@ def remove_stars(image, *, bands=None, psf=None, fwhm=None, threshold=5.0, metho
     # the core: of the candidates near the centre of the galaxy's light, the one sitting
     # highest on its smoothed extended light
     is_core = np.zeros(n, bool)
+    not_core = np.zeros(n, bool)  # taken for the core, then found to be a star
     if core_xy is not None and n:
         r_fp = math.sqrt(footprint.sum() / math.pi)
         r_c = max(2.0, fwhm0, 0.1 * r_fp)
@@ -861,7 +906,102 @@ def remove_stars(image, *, bands=None, psf=None, fwhm=None, threshold=5.0, metho
             if csat[j] or (frac_j > 0.6 and
                            math.hypot(cx[j] - core_xy[0], cy[j] - core_xy[1]) > 1.5):
                 is_core[j] = False
+                not_core[j] = True
     on_gal = footprint[iy, ix] if n else np.zeros(0, bool)
+
+    # -- deblending at the core: a point source beside a symmetric core -------------------
+    # Galaxy cores are nearly point-symmetric; a star a few pixels from the core is not. The
+    # image minus its symmetric part about the core's centre (SDSS-deblender style) holds
+    # the star alone: a candidate off the centre that is a bright PSF in it is a star, and
+    # its flux there (not that of the blend) is what is removed.
+    sym_flux = sym_score = c_ref = None
+    sym_star = np.zeros(n, bool)
+    sym_dup = np.zeros(n, int)  # id of the star a candidate is a second detection of
+    if core_xy is not None and n and footprint.any():
+        r_sym = 3.0 * fwhm0
+        d_min = max(1.2, 0.4 * fwhm0)
+
+        def sym_fit(c):
+            """Candidates off the centre ``c``, their PSF fluxes, errors and scale-1 scores
+            in the image minus its symmetric part about ``c``, and their positions there."""
+            d_c = np.hypot(cx - c[0], cy - c[1])
+            cj = np.nonzero((d_c >= d_min) & (d_c <= r_sym) & ~csat & on_gal)[0]
+            far = d_c > r_sym + 2 * fwhm0
+            fl_, er_, sc_ = [], [], None
+            if not cj.size:
+                return cj, fl_, er_, sc_, None
+            qx, qy = cx[cj].copy(), cy[cj].copy()
+            for k in range(nb):
+                fk = np.where(far & (phot[k]["flux"] > 0), phot[k]["flux"], 0.0)
+                rad_k = np.clip(psfs[k].radius_at(fk, 0.1 * rmss[k][iy, ix]),
+                                2 * psfs[k].fwhm, 0.25 * max(nx, ny))
+                e_img, (wx0, wy0) = _symmetric_excess(sub[k], bad[k], c, cx, cy, fk, psfs[k],
+                                                      rad_k, r_sym + 3 * fwhm0)
+                for _ in range(3 if k == 0 else 1):
+                    fit = fit_psf_photometry(e_img, qx - wx0, qy - wy0, psfs[k],
+                                             rms=rmss[k][iy[cj], ix[cj]].mean(),
+                                             refine=k == 0, n_iter=1,
+                                             radius=max(3.0, 1.5 * psfs[k].fwhm))
+                    if k == 0:
+                        qx, qy = fit["x"] + wx0, fit["y"] + wy0
+                fl_.append(fit["flux"])
+                er_.append(fit["flux_err"])
+                if k == 0:
+                    # positions refined on the star alone (the blend pulls them to the core)
+                    # shape in the excess: a star matches the PSF best (not a wider
+                    # template); an extended knot's excess matches wider ones better
+                    sc_all, bsc, _ = match_scores(e_img, qx - wx0, qy - wy0, psfs[0],
+                                                  scales=scales)
+                    sc_ = np.where(bsc <= 1.25, sc_all[:, list(scales).index(1.0)], -1.0)
+            return cj, fl_, er_, sc_, (qx, qy)
+
+        c_ref = c_sym
+        # the candidate at the centre of symmetry is the core when the smoothed-light peak
+        # found none
+        d_sym = np.hypot(cx - c_ref[0], cy - c_ref[1])
+        j_c = int(np.argmin(d_sym))
+        if d_sym[j_c] < d_min and not csat[j_c] and on_gal[j_c] and not is_core.any() \
+                and not not_core[j_c]:
+            is_core[j_c] = True
+        cand_j, sym_flux, sym_err, sym_score, sym_pos = sym_fit(c_ref)
+        if cand_j.size:
+            f0 = np.asarray(sym_flux[0])
+            e0 = np.asarray(sym_err[0])
+            ok = (sym_score >= SYM_MIN_SCORE) & (f0 > 0) & (f0 >= 10 * e0) & \
+                (f0 >= 0.5 * np.maximum(flux[cand_j], 0.0))
+            # a candidate taken for the core by the smoothed light needs more: well away
+            # from that centre too, and most of its flux in the asymmetric part
+            d_peak = np.hypot(cx[cand_j] - core_xy[0], cy[cand_j] - core_xy[1])
+            ok &= ~is_core[cand_j] | ((d_peak >= 1.5) &
+                                      (f0 >= 0.6 * np.maximum(flux[cand_j], 0.0)))
+            # two detections of one star (a blend split in two): keep the brighter
+            for q in np.argsort(-f0):
+                if not ok[q]:
+                    continue
+                dup = ok & (np.hypot(cx[cand_j] - cx[cand_j[q]], cy[cand_j] - cy[cand_j[q]])
+                            < fwhm0) & (f0 <= f0[q])
+                dup[q] = False
+                ok &= ~dup
+                sym_dup[cand_j[dup]] = cand_j[q] + 1
+            for q, j in enumerate(cand_j):
+                if not ok[q]:
+                    continue
+                sym_star[j] = True
+                is_core[j] = False
+                cx[j], cy[j] = sym_pos[0][q], sym_pos[1][q]
+                for k in range(nb):
+                    fk = float(sym_flux[k][q])
+                    phot[k]["flux"][j] = fk
+                    phot[k]["peak"][j] = fk * psfs[k].evaluate(np.zeros(1), np.zeros(1))[0]
+            for j in np.nonzero(sym_dup)[0]:
+                is_core[j] = False
+                for k in range(nb):
+                    phot[k]["flux"][j] = 0.0
+                    phot[k]["peak"][j] = 0.0
+            if sym_star.any():
+                flux = phot[0]["flux"]
+                peak_snr = phot[0]["peak"] / rmss[0][iy, ix]
+            sym_flux = (cand_j, f0, sym_score)
 
     # -- colours ------------------------------------------------------------------------------
     order = _wavelength_order([b.name for b in blist])
@@ -908,6 +1048,22 @@ def remove_stars(image, *, bands=None, psf=None, fwhm=None, threshold=5.0, metho
                 on_galaxy=on_gal, is_core=is_core, locus_offset=locus, locus_err=locus_err,
                 knot_distance=knot_dist)
     decision, reason = _decide.classify(feat) if n else (np.zeros(0, str), np.zeros(0, str))
+    if sym_star.any():
+        decision = decision.astype(object)
+        reason = reason.astype(object)
+        cand_j, f_sym, s_sym = sym_flux
+        for q, j in enumerate(cand_j):
+            if sym_star[j] and decision[j] != "star":
+                decision[j] = "star"
+                reason[j] = (f"point source {math.hypot(cx[j] - c_ref[0], cy[j] - c_ref[1]):.1f}"
+                             f" px from the symmetric core (PSF score {s_sym[q]:.2f} after "
+                             "removing the core's symmetric light)")
+        for j in np.nonzero(sym_dup)[0]:
+            decision[j] = "star"
+            reason[j] = (f"second detection of star {sym_dup[j]} (one blend split in two): "
+                         "removed with it")
+        decision = decision.astype(str)
+        reason = reason.astype(str)
 
     # -- removal ----------------------------------------------------------------------------
     is_star = decision == "star"
@@ -941,20 +1097,24 @@ def remove_stars(image, *, bands=None, psf=None, fwhm=None, threshold=5.0, metho
 
     inpainted = np.zeros(shape, bool)
     if to_inpaint.any():
-        # others subtracted, so spikes and halos of each bright star stand out
-        all_model = models[0]
+        # others subtracted, so spikes and halos of each bright star stand out: every star
+        # is subtracted once, and each one's own model is added back in its window
+        resid_all = np.where(np.isfinite(blist[0].data), sub[0] - models[0], np.nan)
+        sat_lab = None
+        if sat_any.any():
+            from scipy import ndimage
+            sat_lab = ndimage.label(sat_any, structure=np.ones((3, 3)))[0]
         for j in np.nonzero(to_inpaint)[0]:
-            own = render_stars(shape, [cx[j]], [cy[j]], [flux[j]], psfs[0],
-                               radius=rads[0][j]) if flux[j] > 0 else 0.0
-            resid = np.where(np.isfinite(blist[0].data), sub[0] - (all_model - own), np.nan)
             f_est = max(flux[j], 0.0)
             if csat[j]:
                 # the saturated core hides flux: use the saturated area as a floor
                 f_est = max(f_est, _flux_from_saturation(sats[0] | sat_any, cx[j], cy[j],
                                                          blist[0].data, psfs[0]))
-            m, info = bright_star_mask(resid, cx[j], cy[j], f_est, psfs[0],
+            m, info = bright_star_mask(resid_all, cx[j], cy[j], f_est, psfs[0],
                                        rms=float(rmss[0][iy[j], ix[j]]), saturated=sat_any,
-                                       spikes=bool(csat[j] or peak_snr[j] >= BRIGHT_PEAK_SNR))
+                                       spikes=bool(csat[j] or peak_snr[j] >= BRIGHT_PEAK_SNR),
+                                       add_back=float(flux[j]) if is_star[j] and flux[j] > 0
+                                       else 0.0, add_back_radius=rads[0][j], labels=sat_lab)
             mask_radius[j] = info["radius"]
             spikes[j] = info["spikes"]
             inpainted |= m
@@ -1017,6 +1177,8 @@ def remove_stars(image, *, bands=None, psf=None, fwhm=None, threshold=5.0, metho
                                             if nb > 1 else "none"),
                          spikes={int(j + 1): [(round(a, 4), round(L, 1)) for a, L in v]
                                  for j, v in spikes.items() if v},
+                         symmetry_centre=("none" if c_ref is None else
+                                          f"{c_ref[0]:.2f},{c_ref[1]:.2f}"),
                          protected=("none" if core_xy is None or not footprint.any() else
                                     f"core at x={core_xy[0]:.1f}, y={core_xy[1]:.1f}, "
                                     f"{int(footprint.sum())} px")))
@@ -1158,7 +1320,8 @@ def _smooth_galaxy(sub, cx, cy, flux, psf, rms, region, fwhm):
     return np.where(region, img, 0.0)
 
 
-def _galaxy_centre(sub0, rms0, cx, cy, flux, psf, footprint, protect_xy, subtract=True):
+def _galaxy_centre(sub0, rms0, cx, cy, flux, psf, footprint, protect_xy, subtract=True,
+                   exclude=None):
     """Centre of the protected galaxy and its smoothed light.
 
     Every candidate's PSF model is subtracted; a median filter (0.4 footprint radii)
@@ -1179,6 +1342,8 @@ def _galaxy_centre(sub0, rms0, cx, cy, flux, psf, footprint, protect_xy, subtrac
         rad = np.clip(psf.radius_at(flux, 0.1 * rms0[iy, ix]), 3 * fwhm, 0.25 * max(nx, ny))
         img = img - render_stars(shape, cx[pos], cy[pos], flux[pos], psf,
                                  radius=rad[pos]) / rms0
+    if exclude is not None:
+        img = np.where(exclude, 0.0, img)  # residuals of saturated stars are no galaxy light
     r_fp = math.sqrt(footprint.sum() / math.pi)
     # the footprint's bounding box, block-averaged when the galaxy is large
     ys, xs = np.nonzero(footprint)
@@ -1203,9 +1368,163 @@ def _galaxy_centre(sub0, rms0, cx, cy, flux, psf, footprint, protect_xy, subtrac
         allowed &= (xx - protect_xy[0]) ** 2 + (yy - protect_xy[1]) ** 2 \
             <= max(3 * fwhm, 0.5 * r_fp) ** 2
         if not allowed.any():
-            allowed = footprint
+            allowed = footprint.copy()
+    if exclude is not None and (allowed & ~exclude).any():
+        allowed &= ~exclude
     j = int(np.argmax(np.where(allowed, sm, -np.inf)))
     return (float(j % nx), float(j // nx)), sm
+
+
+def _refine_peak(img, xy):
+    """Sub-pixel position of a peak of a smooth map: a parabola through the 3 x 3 pixels
+    around the integer position ``xy`` (each axis separately, shift capped at half a
+    pixel)."""
+    ny, nx = img.shape
+    x, y = int(round(xy[0])), int(round(xy[1]))
+    if not (1 <= x < nx - 1 and 1 <= y < ny - 1):
+        return float(xy[0]), float(xy[1])
+    out = []
+    for a, b, c in ((img[y, x - 1], img[y, x], img[y, x + 1]),
+                    (img[y - 1, x], img[y, x], img[y + 1, x])):
+        den = a - 2 * b + c
+        sh = 0.5 * (a - c) / den if np.isfinite(den) and den < 0 else 0.0
+        out.append(float(np.clip(sh, -0.5, 0.5)) if np.isfinite(sh) else 0.0)
+    return x + out[0], y + out[1]
+
+
+def _symmetry_centre(sub, bad, c0, cx, cy, fwhm, *, search, radius):
+    """Centre of point symmetry of the light around ``c0``: the point ``c`` (on a half-pixel
+    grid within ``search`` pixels, then refined by a parabola) minimising the mean
+    ``|I(p) - I(2c - p)|`` over a disk of ``radius``, leaving out pixels within 1.5 FWHM of
+    any candidate (and their mirror images)."""
+    ny, nx = sub.shape
+    m = int(math.floor(radius))
+    h = int(math.ceil(search)) + m + 2
+    X0, Y0 = int(round(c0[0])), int(round(c0[1]))
+    x0, x1 = max(0, X0 - h), min(nx, X0 + h + 1)
+    y0, y1 = max(0, Y0 - h), min(ny, Y0 + h + 1)
+    win = np.asarray(sub[y0:y1, x0:x1], dtype=np.float64)
+    ok = ~bad[y0:y1, x0:x1] & np.isfinite(win)
+    near = (cx > x0 - 2 * fwhm) & (cx < x1 + 2 * fwhm) & (cy > y0 - 2 * fwhm) & \
+        (cy < y1 + 2 * fwhm)
+    yy, xx = np.mgrid[y0:y1, x0:x1]
+    for j in np.nonzero(near)[0]:
+        ok &= (xx - cx[j]) ** 2 + (yy - cy[j]) ** 2 > (1.5 * fwhm) ** 2
+    win = np.where(ok, win, 0.0)
+    g = np.arange(-m, m + 1)
+    disk = (g[:, None] ** 2 + g[None, :] ** 2) <= radius ** 2
+    ns = int(math.ceil(2 * search))
+    best = (np.inf, X0, Y0)
+    cost = {}
+    for dv in range(-ns, ns + 1):
+        for du in range(-ns, ns + 1):
+            u, v = 2 * X0 + du, 2 * Y0 + dv  # 2c
+            # pixel ranges symmetric about c = (u/2, v/2)
+            xa = (u - 2 * m) // 2 if u % 2 == 0 else (u + 1) // 2 - m
+            ya = (v - 2 * m) // 2 if v % 2 == 0 else (v + 1) // 2 - m
+            xb, yb = u - xa + 1, v - ya + 1
+            if xa < x0 or ya < y0 or xb > x1 or yb > y1:
+                continue
+            S = win[ya - y0:yb - y0, xa - x0:xb - x0]
+            V = ok[ya - y0:yb - y0, xa - x0:xb - x0]
+            dk = disk if S.shape == disk.shape else np.ones(S.shape, bool)
+            V = V & V[::-1, ::-1] & dk
+            nv = V.sum()
+            if nv < 20:
+                continue
+            c = float(np.abs(S - S[::-1, ::-1])[V].sum() / nv)
+            cost[(du, dv)] = c
+            if c < best[0]:
+                best = (c, du, dv)
+    if not np.isfinite(best[0]):
+        return float(c0[0]), float(c0[1])
+    _, du, dv = best
+    out = []
+    for a, b, c in ((cost.get((du - 1, dv)), best[0], cost.get((du + 1, dv))),
+                    (cost.get((du, dv - 1)), best[0], cost.get((du, dv + 1)))):
+        sh = 0.0
+        if a is not None and c is not None and a - 2 * b + c > 0:
+            sh = float(np.clip(0.5 * (a - c) / (a - 2 * b + c), -0.5, 0.5))
+        out.append(sh)
+    return X0 + 0.5 * (du + out[0]), Y0 + 0.5 * (dv + out[1])
+
+
+def _asymmetric_peaks(sub, bad, c, cx, cy, flux, psf, rms, *, r_in, r_out, nsigma):
+    """Point sources in the image minus its part symmetric about ``c``, between ``r_in`` and
+    ``r_out`` pixels from it, more than 0.6 FWHM from every candidate: peaks of the
+    PSF-filtered excess above ``nsigma`` times its robust noise."""
+    from scipy import ndimage
+
+    fwhm = psf.fwhm
+    d_c = np.hypot(cx - c[0], cy - c[1])
+    far = d_c > r_out + 2 * fwhm
+    fk = np.where(far & (flux > 0), flux, 0.0)
+    ny, nx = sub.shape
+    ix = np.clip(np.round(cx).astype(int), 0, nx - 1)
+    iy = np.clip(np.round(cy).astype(int), 0, ny - 1)
+    rad = np.clip(psf.radius_at(fk, 0.1 * rms[iy, ix]), 2 * fwhm, 0.25 * max(nx, ny))
+    e_img, (x0, y0) = _symmetric_excess(sub, bad, c, cx, cy, fk, psf, rad,
+                                        r_out + 4 * fwhm)
+    half = int(math.ceil(1.5 * fwhm))
+    k = psf.stamp(2 * half + 1)
+    k = k / np.sqrt(np.sum(k ** 2))
+    conv = ndimage.convolve(e_img, k, mode="constant")
+    yy, xx = np.mgrid[0:e_img.shape[0], 0:e_img.shape[1]]
+    r = np.hypot(xx + x0 - c[0], yy + y0 - c[1])
+    ring = (r >= r_out) & (r <= r_out + 3 * fwhm)
+    vals = conv[ring] if ring.sum() >= 20 else conv.ravel()
+    med = float(np.median(vals))
+    sig = float(1.4826 * np.median(np.abs(vals - med)))
+    sig = max(sig, float(np.median(rms[iy, ix])) if cx.size else 0.0, 1e-30)
+    peak = (conv == ndimage.maximum_filter(conv, size=2 * half + 1)) & \
+        (conv > med + nsigma * sig) & (r >= r_in) & (r <= r_out)
+    py, px = np.nonzero(peak)
+    # sub-pixel: a parabola through the filtered excess along each axis
+    sx = np.zeros(px.size)
+    sy = np.zeros(py.size)
+    ok_ = (px >= 1) & (px < conv.shape[1] - 1) & (py >= 1) & (py < conv.shape[0] - 1)
+    for arr_, a_, b_, c_ in ((sx, conv[py[ok_], px[ok_] - 1], conv[py[ok_], px[ok_]],
+                              conv[py[ok_], px[ok_] + 1]),
+                             (sy, conv[py[ok_] - 1, px[ok_]], conv[py[ok_], px[ok_]],
+                              conv[py[ok_] + 1, px[ok_]])):
+        den = a_ - 2 * b_ + c_
+        with np.errstate(divide="ignore", invalid="ignore"):
+            arr_[ok_] = np.where(den < 0, np.clip(0.5 * (a_ - c_) / den, -0.5, 0.5), 0.0)
+    bx, by = px + sx + float(x0), py + sy + float(y0)
+    if bx.size and cx.size:
+        dmin = np.min(np.hypot(bx[:, None] - cx[None], by[:, None] - cy[None]), axis=1)
+        keep = dmin > 0.6 * fwhm
+        bx, by = bx[keep], by[keep]
+    return bx.astype(float), by.astype(float)
+
+
+def _symmetric_excess(sub, bad, c, cx, cy, flux, psf, rad, half):
+    """The image around ``c`` minus its part symmetric about ``c``: ``I - min(I, I')`` with
+    ``I'`` the image rotated by 180 degrees about ``c`` (bilinear), after subtracting the
+    PSF models of the candidates given a non-zero ``flux`` (those far from ``c``). Returns
+    the excess window and its (x0, y0) origin."""
+    from scipy import ndimage
+
+    ny, nx = sub.shape
+    h = int(math.ceil(half))
+    x0, x1 = max(0, int(c[0]) - h), min(nx, int(c[0]) + h + 2)
+    y0, y1 = max(0, int(c[1]) - h), min(ny, int(c[1]) + h + 2)
+    win = np.where(bad[y0:y1, x0:x1], np.nan, sub[y0:y1, x0:x1]).astype(np.float64)
+    sel = flux != 0
+    sel &= (cx > x0 - rad) & (cx < x1 + rad) & (cy > y0 - rad) & (cy < y1 + rad)
+    if sel.any():
+        win -= render_stars(win.shape, cx[sel] - x0, cy[sel] - y0, flux[sel], psf,
+                            radius=rad[sel])
+    yy, xx = np.mgrid[0:win.shape[0], 0:win.shape[1]]
+    mx = 2 * (c[0] - x0) - xx
+    my = 2 * (c[1] - y0) - yy
+    inside = (mx >= 0) & (mx <= win.shape[1] - 1) & (my >= 0) & (my <= win.shape[0] - 1)
+    filled = np.nan_to_num(win, nan=0.0)
+    mir = ndimage.map_coordinates(filled, [my, mx], order=1, mode="nearest")
+    mir_ok = ndimage.map_coordinates(np.isfinite(win).astype(float), [my, mx], order=1,
+                                     mode="nearest") > 0.999
+    excess = np.where(inside & mir_ok & np.isfinite(win), filled - np.minimum(filled, mir), 0.0)
+    return excess, (x0, y0)
 
 
 def inpaint_float(data, mask, method, rms, rng):

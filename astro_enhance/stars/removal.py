@@ -281,12 +281,12 @@ def spike_directions(resid, x, y, *, r_in, r_out, rms, fwhm, n_theta=720, min_le
     V = np.where(inside & fin, V, np.nan)
     with np.errstate(all="ignore"), warnings.catch_warnings():
         warnings.simplefilter("ignore", RuntimeWarning)
-        med = np.nanmedian(V, axis=1, keepdims=True)
-        mad = 1.4826 * np.nanmedian(np.abs(V - med), axis=1, keepdims=True)
+        med = _nanmedian(V, axis=1)[:, None]
+        mad = 1.4826 * _nanmedian(np.abs(V - med), axis=1)[:, None]
         spread = np.maximum(np.nan_to_num(mad, nan=rms), rms)
         E = (V - med) / spread
         nlen = int(min(len(r), max(min_len, 10)))
-        M = np.nanmedian(E[:nlen], axis=0)
+        M = _nanmedian(E[:nlen], axis=0)
     M = np.nan_to_num(M, nan=0.0)
     Ms = ndimage.uniform_filter1d(M, 3, mode="wrap")
     E = np.where(np.isfinite(E), E, 0.0)
@@ -316,6 +316,19 @@ def spike_directions(resid, x, y, *, r_in, r_out, rms, fwhm, n_theta=720, min_le
     return sorted(out)
 
 
+def _nanmedian(a, axis):
+    """``np.nanmedian`` along one axis of a 2-D array, vectorised (NumPy's falls back to a
+    Python loop over the other axis when NaNs are present)."""
+    a = np.moveaxis(np.asarray(a, dtype=np.float64), axis, -1)
+    srt = np.sort(a, axis=-1)  # NaNs last
+    cnt = np.isfinite(a).sum(axis=-1)
+    lo = np.clip((cnt - 1) // 2, 0, a.shape[-1] - 1)
+    hi = np.clip(cnt // 2, 0, a.shape[-1] - 1)
+    v = 0.5 * (np.take_along_axis(srt, lo[..., None], -1)[..., 0]
+               + np.take_along_axis(srt, hi[..., None], -1)[..., 0])
+    return np.where(cnt > 0, v, np.nan)
+
+
 def _segment_mask(shape, x, y, angle, length, halfwidth, r0=0.0):
     ny, nx = shape
     ex, ey = math.cos(angle), math.sin(angle)
@@ -336,13 +349,18 @@ def _segment_mask(shape, x, y, angle, length, halfwidth, r0=0.0):
 
 
 def bright_star_mask(resid, x, y, flux, psf, *, rms, saturated=None, spikes=True,
-                     level=0.5, max_radius=None):
+                     level=0.5, max_radius=None, add_back=0.0, add_back_radius=None,
+                     labels=None):
     """Mask of a bright star: halo disk grown with brightness, spikes, saturated trails.
+
+    Everything is measured in a window around the star just large enough for the longest
+    halo and spike search, so the cost does not grow with the image size.
 
     Parameters
     ----------
     resid : ndarray
-        Image with the *other* stars subtracted.
+        Image with the *other* stars subtracted (or, with ``add_back``, with every star
+        subtracted).
     x, y, flux : float
         Star position and flux.
     psf : `~astro_enhance.stars.PSFModel`
@@ -358,6 +376,14 @@ def bright_star_mask(resid, x, y, flux, psf, *, rms, saturated=None, spikes=True
         The halo is masked out to where the star falls below ``level * rms`` per pixel.
     max_radius : float, optional
         Cap on the halo radius (default a quarter of the image's larger side, at least 10).
+    add_back : float, optional
+        Flux of this star's PSF model to add back to ``resid`` (in the window only) when
+        ``resid`` has every star subtracted.
+    add_back_radius : float, optional
+        Render radius of that model (default the radius where it falls to 5% of ``rms``).
+    labels : ndarray of int, optional
+        ``scipy.ndimage.label`` of ``saturated`` (8-connected), when already computed for
+        several stars.
 
     Returns
     -------
@@ -366,8 +392,7 @@ def bright_star_mask(resid, x, y, flux, psf, *, rms, saturated=None, spikes=True
         ``radius`` (halo radius, pixels), ``spikes`` (list of (angle, length)),
         ``bleed`` (number of saturated pixels masked).
     """
-    img = np.asarray(resid, dtype=np.float64)
-    shape = img.shape
+    shape = np.shape(resid)
     ny, nx = shape
     if max_radius is None:
         max_radius = max(10.0, 0.25 * max(shape))
@@ -375,58 +400,82 @@ def bright_star_mask(resid, x, y, flux, psf, *, rms, saturated=None, spikes=True
     # data-driven extension: azimuthal median above level*rms (the aureoles of real stars
     # reach far beyond PSF-core models), within 4 model radii (at least 40 pixels)
     r_cap = max(4.0 * r_model, 40.0)
-    r_data = _halo_radius_from_data(img, x, y, rms * level, r_cap, fwhm=psf.fwhm)
+    # the window: the largest halo radius, the halo profile and the spike search all fit
+    rad_hi = min(max(r_model, r_cap) + 0.5 * psf.fwhm, max_radius)
+    r_out_hi = min(6.0 * rad_hi + 20.0, 0.75 * max(shape)) if spikes else 0.0
+    half = int(math.ceil(max(rad_hi, r_out_hi, 1.5 * r_cap + 10) + 2 * psf.fwhm + 4))
+    y0, y1 = int(max(0, math.floor(y) - half)), int(min(ny, math.floor(y) + half + 2))
+    x0, x1 = int(max(0, math.floor(x) - half)), int(min(nx, math.floor(x) + half + 2))
+    img = np.array(resid[y0:y1, x0:x1], dtype=np.float64)
+    lx, ly = x - x0, y - y0
+    if add_back:
+        ab_r = add_back_radius if add_back_radius is not None else \
+            max(1.5 * psf.fwhm, float(psf.radius_at(abs(add_back), 0.05 * rms)))
+        img += render_stars(img.shape, [lx], [ly], [add_back], psf, radius=ab_r)
+    r_data = _halo_radius_from_data(img, lx, ly, rms * level, r_cap, fwhm=psf.fwhm,
+                                    rmax_limit=max(shape))
     radius = float(min(max(r_model, min(r_data, r_cap)) + 0.5 * psf.fwhm, max_radius))
-    yy, xx = np.ogrid[0:ny, 0:nx]
-    mask = (xx - x) ** 2 + (yy - y) ** 2 <= radius ** 2
+    yy, xx = np.ogrid[0:img.shape[0], 0:img.shape[1]]
+    local = (xx - lx) ** 2 + (yy - ly) ** 2 <= radius ** 2
+    mask = np.zeros(shape, bool)
     info = dict(radius=radius, spikes=[], bleed=0)
     if saturated is not None and saturated.any():
-        lab, _ = ndimage.label(saturated, structure=np.ones((3, 3)))
+        lab = labels if labels is not None else \
+            ndimage.label(saturated, structure=np.ones((3, 3)))[0]
         r_look = max(2.0, psf.fwhm)
-        y0, y1 = int(max(0, math.floor(y - r_look))), int(min(ny, math.ceil(y + r_look) + 1))
-        x0, x1 = int(max(0, math.floor(x - r_look))), int(min(nx, math.ceil(x + r_look) + 1))
-        ids = np.unique(lab[y0:y1, x0:x1])
+        ya, yb = int(max(0, math.floor(y - r_look))), int(min(ny, math.ceil(y + r_look) + 1))
+        xa, xb = int(max(0, math.floor(x - r_look))), int(min(nx, math.ceil(x + r_look) + 1))
+        ids = np.unique(lab[ya:yb, xa:xb])
         ids = ids[ids > 0]
         if ids.size:
-            sat = np.isin(lab, ids)
             grow = int(max(2, math.ceil(0.75 * psf.fwhm)))
+            objs = ndimage.find_objects(lab, max_label=int(ids.max()))
+            sl = [objs[i - 1] for i in ids if objs[i - 1] is not None]
+            sy0 = max(0, min(q[0].start for q in sl) - grow - 1)
+            sy1 = min(ny, max(q[0].stop for q in sl) + grow + 1)
+            sx0 = max(0, min(q[1].start for q in sl) - grow - 1)
+            sx1 = min(nx, max(q[1].stop for q in sl) + grow + 1)
+            sat = np.isin(lab[sy0:sy1, sx0:sx1], ids)
             sat = ndimage.binary_dilation(sat, structure=np.ones((3, 3)), iterations=grow)
             info["bleed"] = int(sat.sum())
-            mask |= sat
+            mask[sy0:sy1, sx0:sx1] |= sat
     if spikes:
         r_in = max(2.0 * psf.fwhm, 0.5 * radius)
         r_out = min(6.0 * radius + 20.0, 0.75 * max(shape))
-        sp = spike_directions(img, x, y, r_in=r_in, r_out=r_out, rms=rms, fwhm=psf.fwhm)
+        sp = spike_directions(img, lx, ly, r_in=r_in, r_out=r_out, rms=rms, fwhm=psf.fwhm)
         hw = 0.75 * psf.fwhm + 1.0
         for ang, length in sp:
-            mask |= _segment_mask(shape, x, y, ang, length + psf.fwhm, hw)
+            local |= _segment_mask(img.shape, lx, ly, ang, length + psf.fwhm, hw)
         info["spikes"] = sp
+    mask[y0:y1, x0:x1] |= local
     return mask, info
 
 
-def _halo_radius_from_data(img, x, y, level, r_cap, *, fwhm):
+def _halo_radius_from_data(img, x, y, level, r_cap, *, fwhm, rmax_limit=None):
     ny, nx = img.shape
     r_model = r_cap
-    rmax = int(min(1.5 * r_cap + 10, max(ny, nx)))
+    rmax = int(min(1.5 * r_cap + 10, rmax_limit if rmax_limit is not None else max(ny, nx)))
     y0, y1 = int(max(0, y - rmax)), int(min(ny, y + rmax + 1))
     x0, x1 = int(max(0, x - rmax)), int(min(nx, x + rmax + 1))
     sub = img[y0:y1, x0:x1]
     yy, xx = np.mgrid[y0:y1, x0:x1]
     r = np.hypot(xx - x, yy - y).astype(int)
-    fin = np.isfinite(sub)
+    fin = np.isfinite(sub) & (r <= rmax)
     if not fin.any():
         return r_model
     rr = r[fin]
     vv = sub[fin]
-    # azimuthal medians per integer radius
-    order = np.argsort(rr, kind="stable")
+    # azimuthal medians per integer radius, all at once: sort by (radius, value), and take
+    # the middle element(s) of each radius bin
+    order = np.lexsort((vv, rr))
     rr, vv = rr[order], vv[order]
     bounds = np.searchsorted(rr, np.arange(rmax + 2))
-    meds = np.full(rmax + 1, np.nan)
-    for k in range(int(max(1, fwhm)), rmax + 1):
-        a, b = bounds[k], bounds[k + 1]
-        if b - a >= 8:
-            meds[k] = np.median(vv[a:b])
+    a, b = bounds[:-1], bounds[1:]
+    cnt = b - a
+    lo = np.clip(a + (cnt - 1) // 2, 0, max(vv.size - 1, 0))
+    hi = np.clip(a + cnt // 2, 0, max(vv.size - 1, 0))
+    meds = np.where(cnt >= 8, 0.5 * (vv[lo] + vv[hi]), np.nan)
+    meds[:int(max(1, fwhm))] = np.nan
     # outer level (sky or galaxy plateau): median of the outermost quarter
     outer = meds[int(0.75 * rmax):]
     base = np.nanmedian(outer) if np.isfinite(outer).any() else 0.0
