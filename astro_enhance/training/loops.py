@@ -930,7 +930,11 @@ def export_weights(run_dir, dest, *, step=None, data_seeds=None, extra=None):
             "channels_out": int(cfg.get("out_channels", 1)),
             "survey_pair": ["sdss", "decals"],
             "bands": list(recipe.get("data", {}).get("bands") or ["g", "r", "i"]),
-            "tile_size": 256, "overlap": 32,
+            # a U-Net's receptive field is ~100 px: with 32 px of overlap tiled and untiled
+            # outputs differed by 1e-2 of the stretched range next to bright stars, with 96
+            # by 2e-5 (benchmarks/bench_enhancers.py, real SDSS frame)
+            "tile_size": int(recipe.get("tile_size", 512)),
+            "overlap": int(recipe.get("overlap", 96)),
             "size_multiple": _size_multiple(recipe["model"]["architecture"], cfg),
             "description": recipe.get("description", "")}
     meta = {"info": info, "description": recipe.get("description", ""), "recipe": recipe,
