@@ -146,6 +146,10 @@ def main(argv=None):
               f"(apertures >= 2 FWHM); with apertures >= 3 FWHM: median "
               f"{np.median(t3['ratio']):.4f}, worst {dev3.max():.4f}, within 3%: "
               f"{int(np.sum(dev3 <= 0.03))}/{len(t3)}")
+        w = int(np.argmax(dev3))
+        print(f"  worst source (3 FWHM): x={t3['x'][w]:.0f} y={t3['y'][w]:.0f} "
+              f"r={t3['radius'][w]:.1f} px extended={bool(t3['extended'][w])} "
+              f"flux_in={t3['flux_in'][w]:.3g} ratio={t3['ratio'][w]:.4f}")
         outs[m] = out
     if args.png and outs:
         y0, x0, s = (int(v) for v in args.crop.split(","))
