@@ -37,7 +37,7 @@ BRIGHT_PEAK_SNR = 1000.0
 
 #: Lowest PSF score (scale 1, best scale at most 1.25) of a point source in the image minus
 #: the core's symmetric light for it to be a star beside the core.
-SYM_MIN_SCORE = 0.88
+SYM_MIN_SCORE = 0.9
 
 _RGB_SUFFIXES = (".png", ".jpg", ".jpeg", ".tif", ".tiff", ".bmp")
 
@@ -839,7 +839,7 @@ def remove_stars(image, *, bands=None, psf=None, fwhm=None, threshold=5.0, metho
         # ... and point sources hidden in the core's blend: peaks of the image minus its
         # symmetric part (a star one FWHM from a bright core makes no peak of its own)
         bx, by = _asymmetric_peaks(sub[0], bad[0], c_sym, cx, cy, phot[0]["flux"], psfs[0],
-                                   rmss[0], r_in=max(1.2, 0.4 * fwhm0), r_out=3.0 * fwhm0,
+                                   rmss[0], r_in=max(1.2, 0.4 * fwhm0), r_out=2.0 * fwhm0,
                                    nsigma=max(threshold, 5.0))
         if bx.size:
             cx = np.concatenate([cx, bx])
@@ -918,7 +918,7 @@ def remove_stars(image, *, bands=None, psf=None, fwhm=None, threshold=5.0, metho
     sym_star = np.zeros(n, bool)
     sym_dup = np.zeros(n, int)  # id of the star a candidate is a second detection of
     if core_xy is not None and n and footprint.any():
-        r_sym = 3.0 * fwhm0
+        r_sym = 2.0 * fwhm0
         d_min = max(1.2, 0.4 * fwhm0)
 
         def sym_fit(c):

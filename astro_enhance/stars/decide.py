@@ -22,8 +22,7 @@ The rules protect the target galaxy first. In order:
    knot is that bright). Otherwise a star must in addition match the PSF at scale 1 at least
    as well as ``on_galaxy_score``, have S/N of at least ``on_galaxy_snr``, and -- when the
    galaxy has five or more compact sources and several bands are given -- differ in colour
-   from them by ``knot_sigma`` or more, or lie closer to the stellar locus than to them (in
-   units of the colour errors); otherwise it is a *knot*.
+   from them by ``knot_sigma`` or more; otherwise it is a *knot*.
 6. Everything else is a star.
 
 Each decision comes with a plain-words reason, stored in the catalogue.
@@ -224,14 +223,8 @@ def classify(feat, *, rules=None):
                 decision[i] = "knot"
                 reason[i] = f"on the galaxy and S/N {snr:.1f} < {r.on_galaxy_snr:g}"
                 continue
-            # the colours of the knots, unless the stellar locus is closer still (in units
-            # of the colour errors: a faint star's colours are uncertain enough to match both)
-            locus_z = np.inf
-            if locus is not None and np.isfinite(locus[i]):
-                err = float(locus_err[i]) if locus_err is not None else 0.0
-                locus_z = float(locus[i]) / math.hypot(err if np.isfinite(err) else 1.0, 0.1)
             if knot_distance is not None and np.isfinite(knot_distance[i]) and \
-                    knot_distance[i] < r.knot_sigma and knot_distance[i] <= locus_z:
+                    knot_distance[i] < r.knot_sigma:
                 decision[i] = "knot"
                 reason[i] = (f"on the galaxy with the colours of its compact star-forming "
                              f"knots ({knot_distance[i]:.1f} sigma)")
