@@ -84,20 +84,37 @@ def _write_enhancer_table():
         return
     t = Table.read(src, format="ascii.ecsv")
     meta = t.meta or {}
-    cols = [("method", "Method"), ("psnr_median", "PSNR median [dB]"),
+    good_for = {
+        "bicubic": "the plain resampled input: the reference every method must beat",
+        "richardson-lucy": "sharpening bright, high-S/N sources to the target PSF",
+        "bilateral": "edge-preserving denoising that keeps stars and knots (default setting)",
+        "bilateral(sigma_color=8,sigma_space=8)": "the PSNR-best setting on validation "
+                     "scenes: smooth faint disks, but stars and knots smeared and aperture "
+                     "flux spread out",
+        "richardson-lucy(iterations=5,damping=10)": "the PSNR-best setting on validation "
+                     "scenes: barely changes the input",
+        "unet": "faint structure and photometry: the default; smooth (no noise texture)",
+        "gan": "DECaLS-like texture (noise grain) at the cost of PSNR; provisional",
+        "sdss-input": "reference row: the input itself",
+        "decals-like": "reference row: a real-noise DECaLS-like image of the same scene",
+    }
+    cols = [("method", "Method"), ("good_for", "Good for"), ("psnr_median", "PSNR median [dB]"),
             ("psnr_p90", "PSNR p90"), ("ssim_median", "SSIM median"),
             ("abs_flux_error_median", "abs flux error median"),
             ("abs_flux_error_p90", "abs flux error p90"), ("chi2_median", "chi2 median"),
             ("hf_power_median", "HF power ratio"), ("seconds_median", "s / image")]
-    cols = [(c, h) for c, h in cols if c in t.colnames]
+    cols = [(c, h) for c, h in cols if c in t.colnames or c == "good_for"]
     lines = [".. list-table::", "   :header-rows: 1", ""]
     lines.append("   * - " + "\n     - ".join(h for _, h in cols))
     for row in t:
         cells = []
         for c, _ in cols:
-            v = row[c]
-            if c == "method":
-                cells.append(f"``{v}``")
+            v = row[c] if c in t.colnames else None
+            if c == "good_for":
+                m = str(row["method"])
+                cells.append(good_for.get(m, good_for.get(m.split("(")[0], "")))
+            elif c == "method":
+                cells.append(f"``{row[c]}``")
             elif "flux" in c:
                 cells.append(f"{100 * float(v):.2f}%")
             elif c.startswith("seconds"):
