@@ -526,3 +526,9 @@ def test_decam_bleed_trail_is_masked():
     res = _quiet(image=read_image(path, hdu=1), rng=0)
     trail = (dq == 3) | (dq == 4)
     assert res.inpainted[trail].mean() > 0.9
+    # the halo disk is masked whole: no "core" protected at the edge of the saturated star
+    cat = res.catalog
+    j = int(np.argmax(np.asarray(cat["mask_radius"])))
+    yy, xx = np.mgrid[0:dq.shape[0], 0:dq.shape[1]]
+    disk = (xx - cat["x"][j]) ** 2 + (yy - cat["y"][j]) ** 2 <= (0.9 * cat["mask_radius"][j]) ** 2
+    assert res.inpainted[disk].all()

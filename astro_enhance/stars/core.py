@@ -753,7 +753,7 @@ def remove_stars(image, *, bands=None, psf=None, fwhm=None, threshold=5.0, metho
 
     # -- protected galaxy ------------------------------------------------------------------
     footprint = np.zeros(shape, bool)
-    core_xy = ext_light = core_xy2 = ext_light2 = c_sym = None
+    core_xy = ext_light = core_xy2 = ext_light2 = c_sym = no_centre = None
     gal_models = [np.zeros(shape) for _ in range(nb)]
     if protect_fp is not None:
         footprint = protect_fp
@@ -1118,9 +1118,14 @@ def remove_stars(image, *, bands=None, psf=None, fwhm=None, threshold=5.0, metho
             mask_radius[j] = info["radius"]
             spikes[j] = info["spikes"]
             inpainted |= m
+        # the protected core is never inpainted: around each candidate decided "core",
+        # unless it sits where a saturated star dominates (its mask wins there)
         if core_xy is not None and footprint.any():
             yy, xx = np.ogrid[0:ny, 0:nx]
-            inpainted &= (xx - core_xy[0]) ** 2 + (yy - core_xy[1]) ** 2 > (1.5 * fwhm0) ** 2
+            for j in np.nonzero(decision == "core")[0]:
+                if no_centre is not None and no_centre[iy[j], ix[j]]:
+                    continue
+                inpainted &= (xx - cx[j]) ** 2 + (yy - cy[j]) ** 2 > (1.5 * fwhm0) ** 2
     # saturated pixels of any band belong to stars (bleed trails between stars)
     if method != "subtract" and is_star.any() and sat_any.any():
         from scipy import ndimage
