@@ -36,6 +36,12 @@ def to_linear(y):
     Returns
     -------
     torch.Tensor
+
+    Examples
+    --------
+    >>> import torch
+    >>> round(float(to_linear(torch.tensor(1.0))), 4)
+    1.1752
     """
     return torch.sinh(torch.clamp(y, -_Y_MAX, _Y_MAX))
 
@@ -56,6 +62,13 @@ def pixel_loss(pred, target, *, kind="l1", mask=None):
     -------
     torch.Tensor
         Scalar loss.
+
+    Examples
+    --------
+    >>> import torch
+    >>> a, b = torch.zeros(1, 1, 4, 4), torch.full((1, 1, 4, 4), 0.5)
+    >>> float(pixel_loss(a, b)), float(pixel_loss(a, b, kind="l2"))
+    (0.5, 0.25)
     """
     d = pred - target
     if kind == "l1":
@@ -95,6 +108,15 @@ def flux_loss(pred, target, *, pool=8, floor=0.05):
     -------
     torch.Tensor
         Scalar loss (dimensionless, ~ the relative flux error).
+
+    Examples
+    --------
+    >>> import torch
+    >>> t = torch.asinh(torch.full((1, 1, 16, 16), 2.0))   # flat source, stretched
+    >>> float(flux_loss(t, t))
+    0.0
+    >>> bool(flux_loss(torch.asinh(torch.full_like(t, 1.9)), t) > 0.04)
+    True
     """
     lp, lt = to_linear(pred), to_linear(target)
     d = lp - lt
@@ -126,6 +148,12 @@ def adversarial_loss(logits, *, real, kind="bce"):
     -------
     torch.Tensor
         Scalar loss.
+
+    Examples
+    --------
+    >>> import torch
+    >>> round(float(adversarial_loss(torch.zeros(4), real=True)), 4)   # log 2
+    0.6931
     """
     if kind == "bce":
         t = torch.ones_like(logits) if real else torch.zeros_like(logits)
@@ -149,6 +177,14 @@ def critic_loss(real_logits, fake_logits, *, kind="bce"):
     -------
     torch.Tensor
         Scalar loss (mean of the real and fake terms).
+
+    Examples
+    --------
+    >>> import torch
+    >>> sure = critic_loss(torch.full((4,), 10.0), torch.full((4,), -10.0))
+    >>> fooled = critic_loss(torch.full((4,), -10.0), torch.full((4,), 10.0))
+    >>> bool(sure < 0.001 < fooled)
+    True
     """
     if kind == "bce":
         return 0.5 * (F.binary_cross_entropy_with_logits(real_logits, torch.ones_like(real_logits))
@@ -267,6 +303,13 @@ def structure_loss(pred, target, *, kind="ssim"):
     ------
     ValueError
         If ``kind`` is unknown.
+
+    Examples
+    --------
+    >>> import torch
+    >>> x = torch.rand(1, 1, 16, 16, generator=torch.Generator().manual_seed(0))
+    >>> float(structure_loss(x, x, kind="gradient"))
+    0.0
     """
     if kind == "ssim":
         return ssim_loss(pred, target)
