@@ -53,7 +53,8 @@ def test_seam_score_on_real_tiling():
 
     whole = run(1024, 0)
     hard, blended = run(64, 0), run(64, 16)
-    assert tile_seam_score(hard, img, 64) > 5 * tile_seam_score(whole, img, 64)
+    s_hard, s_whole = tile_seam_score(hard, img, 64), tile_seam_score(whole, img, 64)
+    assert s_hard > 12 and s_hard > 3 * s_whole, (s_hard, s_whole)   # 12: the noise ceiling
     assert tile_seam_score(blended, img, 48) < 2 * tile_seam_score(whole, img, 48) + 5
 
 
