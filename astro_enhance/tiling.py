@@ -127,6 +127,16 @@ class TilePlan:
         1-D weight profile of each tile row / column.
     norm_y, norm_x : ndarray
         Summed 1-D weights; the 2-D normaliser is their outer product.
+
+    Examples
+    --------
+    Plans are made by `plan_tiles`:
+
+    >>> plan = plan_tiles((100, 150), tile_size=64, overlap=16)
+    >>> plan.n_tiles, plan.tile_shape, plan.starts_y, plan.starts_x
+    (6, (64, 64), [0, 36], [0, 48, 86])
+    >>> next(plan.tiles())
+    (0, 0, 0, 64, 0, 64)
     """
 
     shape: tuple

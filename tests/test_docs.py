@@ -17,27 +17,17 @@ import pytest
 ROOT = Path(__file__).parents[1]
 DOCS = ROOT / "docs"
 
-#: Public names documented in the API reference that still lack an Examples section, in
-#: modules owned by other parts of the project. Remove names as they gain one; the strict
-#: xfail below fails (XPASS) once none of them is missing any more, as a reminder to empty
-#: the list, after which every API name is held to the rule.
-KNOWN_MISSING = {
-    "astro_enhance.tiling": {"TilePlan"},
-    "astro_enhance.models": {"register_architecture"},
-    "astro_enhance.training": {"StretchedPairs", "FitsPairDataset", "load_shards", "augment",
-                               "synthetic_shard", "list_recipes", "train_unet", "train_gan",
-                               "export_weights", "evaluate_quick"},
-    "astro_enhance.stars": {"StarRemovalResult", "plain_catalog", "build_epsf",
-                            "DecisionRules", "save_star_preview"},
-}
-
 #: Modules whose doctests are run here (the rest are run by their owners' tests or not yet).
 DOCTESTED = ["astro_enhance.exceptions", "astro_enhance.io", "astro_enhance.surveys",
              "astro_enhance.normalize", "astro_enhance.visualization",
              "astro_enhance.sample_data", "astro_enhance.enhancers.base",
              "astro_enhance.enhancers.registry", "astro_enhance.weights",
              "astro_enhance.metrics", "astro_enhance.domain", "astro_enhance.cli",
-             "astro_enhance.diagnostics"]
+             "astro_enhance.diagnostics", "astro_enhance.tiling", "astro_enhance.models",
+             "astro_enhance.training.data", "astro_enhance.training.recipes",
+             "astro_enhance.training.loops", "astro_enhance.stars.core",
+             "astro_enhance.stars.psf", "astro_enhance.stars.decide",
+             "astro_enhance.stars.preview"]
 
 _SECTION = re.compile(r"^(?P<name>[A-Z][A-Za-z ]+)\n-{3,}\s*$", re.M)
 
@@ -90,20 +80,8 @@ def _missing():
 
 def test_api_names_have_numpydoc_examples():
     missing = _missing()
-    new = {mod: {n: p for n, p in names.items() if n not in KNOWN_MISSING.get(mod, set())}
-           for mod, names in missing.items()}
-    new = {mod: names for mod, names in new.items() if names}
-    assert not new, "public names without a proper numpydoc docstring: " + "; ".join(
-        f"{mod}.{n}: {', '.join(p)}" for mod, names in new.items() for n, p in names.items())
-
-
-@pytest.mark.xfail(strict=True, reason="Examples still missing in modules owned by others: "
-                   + "; ".join(f"{m}: {', '.join(sorted(n))}" for m, n in
-                               sorted(KNOWN_MISSING.items())))
-def test_known_missing_examples_are_gone():
-    missing = _missing()
-    still = {mod: set(names) & KNOWN_MISSING.get(mod, set()) for mod, names in missing.items()}
-    assert not any(still.values()), still
+    assert not missing, "public names without a proper numpydoc docstring: " + "; ".join(
+        f"{mod}.{n}: {', '.join(p)}" for mod, names in missing.items() for n, p in names.items())
 
 
 def test_problems_detects_a_missing_examples_section():

@@ -35,6 +35,18 @@ def register_architecture(name, cls, *, overwrite=False):
     ------
     ValueError
         If ``name`` is taken and ``overwrite`` is false.
+
+    Examples
+    --------
+    >>> import torch
+    >>> register_architecture("identity_demo", lambda **config: torch.nn.Identity())
+    >>> type(build_model("identity_demo")).__name__
+    'Identity'
+    >>> register_architecture("identity_demo", UNet)
+    Traceback (most recent call last):
+        ...
+    ValueError: architecture 'identity_demo' is already registered; pass overwrite=True
+    >>> del ARCHITECTURES["identity_demo"]  # tidy up
     """
     if name in ARCHITECTURES and not overwrite:
         raise ValueError(f"architecture {name!r} is already registered; pass overwrite=True")

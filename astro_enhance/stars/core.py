@@ -81,6 +81,17 @@ class StarRemovalResult:
         The protected galaxy's pixels (all False when nothing is protected).
     layout : str
         ``"single"``, ``"multi"`` (``bands=`` given) or ``"rgb"``.
+
+    Examples
+    --------
+    >>> from astro_enhance.sample_data import make_sdss_sample
+    >>> from astro_enhance.stars import remove_stars
+    >>> res = remove_stars(make_sdss_sample(shape=(128, 128)), rng=0)
+    >>> res.layout, res.clean.shape, res.mask.dtype, res.n_removed > 0
+    ('single', (128, 128), dtype('bool'), True)
+    >>> hdul = res.to_hdulist()
+    >>> [h.name for h in hdul][1:4]
+    ['STARS', 'MASK', 'CATALOG']
     """
 
     clean: np.ndarray
@@ -188,6 +199,17 @@ def plain_catalog(catalog):
     Returns
     -------
     `~astropy.table.Table`
+
+    Examples
+    --------
+    >>> from astro_enhance.sample_data import make_sdss_sample
+    >>> from astro_enhance.stars import remove_stars
+    >>> cat = remove_stars(make_sdss_sample(shape=(128, 128)), rng=0).catalog
+    >>> "sky" in cat.colnames
+    True
+    >>> t = plain_catalog(cat)
+    >>> "sky" in t.colnames, t.colnames[3:5], str(t["ra"].unit)
+    (False, ['ra', 'dec'], 'deg')
     """
     from astropy.table import Table
 

@@ -105,6 +105,18 @@ class DecisionRules:
         A point source on the galaxy (away from its core) holding more than this fraction of
         the galaxy's flux is a star: single star-forming knots carry a few per cent of a
         galaxy's light at most.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> rules = DecisionRules(min_score=0.9)
+    >>> rules.min_score, rules.max_scale
+    (0.9, 1.3)
+    >>> f = dict(snr=np.array([50.0]), score=np.array([0.85]), scale=np.array([1.0]),
+    ...          score1=np.array([0.85]), saturated=np.array([False]),
+    ...          on_galaxy=np.array([False]), is_core=np.array([False]))
+    >>> classify(f)[0].tolist(), classify(f, rules=rules)[0].tolist()
+    (['star'], ['galaxy'])
     """
 
     def __init__(self, *, min_score=0.5, max_scale=1.3, on_galaxy_score=0.8, on_galaxy_snr=8.0,

@@ -44,6 +44,18 @@ def save_star_preview(path, image, clean, mask, *, inpainted=None, extra=None, t
     ------
     astro_enhance.OutputError
         If the directory does not exist.
+
+    Examples
+    --------
+    >>> import tempfile
+    >>> from astro_enhance.sample_data import make_sdss_sample
+    >>> from astro_enhance.stars import remove_stars
+    >>> hdu = make_sdss_sample(shape=(128, 128))
+    >>> res = remove_stars(hdu, rng=0)
+    >>> path = save_star_preview(tempfile.mkdtemp() + "/stars.png", hdu.data, res.clean,
+    ...                          res.mask, inpainted=res.inpainted, title="demo")
+    >>> path.suffix, path.stat().st_size > 0
+    ('.png', True)
     """
     import matplotlib
 

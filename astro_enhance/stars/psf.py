@@ -565,6 +565,20 @@ def build_epsf(data, x, y, *, size=None, fwhm=None, oversampling=2, maxiters=4):
     ------
     astro_enhance.InputError
         If fewer than 5 stars can be cut out.
+
+    Examples
+    --------
+    Six noiseless stars of FWHM 3 pixels (small cutouts, no oversampling, to be quick):
+
+    >>> import numpy as np
+    >>> psf = psf_from_fwhm(3.0)
+    >>> img = np.zeros((60, 90), np.float32)
+    >>> xs, ys = [15, 45, 75] * 2, [15] * 3 + [45] * 3
+    >>> for x, y in zip(xs, ys):
+    ...     img[y - 10:y + 11, x - 10:x + 11] += 1000 * psf.stamp(21)
+    >>> epsf = build_epsf(img, xs, ys, size=15, oversampling=1, maxiters=2)
+    >>> type(epsf).__name__, round(epsf.fwhm)
+    ('PSFModel', 3)
     """
     from astropy.nddata import NDData
     from astropy.table import Table

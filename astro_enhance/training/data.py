@@ -35,6 +35,16 @@ def augment(arrays, rng):
     -------
     list of ndarray
         Transformed (contiguous) copies.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> a = np.arange(6.0).reshape(2, 3)
+    >>> b, c = augment([a, 10 * a], np.random.default_rng(0))
+    >>> b.shape in {(2, 3), (3, 2)}, bool(np.array_equal(c, 10 * b))
+    (True, True)
+    >>> sorted(b.ravel().tolist()) == sorted(a.ravel().tolist())
+    True
     """
     k = int(rng.integers(4))
     flip = bool(rng.integers(2))
@@ -72,6 +82,19 @@ class StretchedPairs:
         Stretched targets.
     sigma : ndarray, float64
         Noise used to stretch each sample.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> rng = np.random.default_rng(0)
+    >>> truth = [np.zeros((32, 32), np.float32) for _ in range(2)]
+    >>> inputs = [t + rng.normal(0, 1, t.shape).astype(np.float32) for t in truth]
+    >>> pairs = StretchedPairs(inputs, {"truth": truth}, sigmas=[1.0, 1.0])
+    >>> len(pairs), pairs.target_names
+    (2, ('truth',))
+    >>> batch = pairs.sample(4, 16, np.random.default_rng(1))
+    >>> batch["input"].shape, batch["truth"].shape, batch["sigma"].tolist()
+    ((4, 1, 16, 16), (4, 1, 16, 16), [1.0, 1.0, 1.0, 1.0])
     """
 
     def __init__(self, inputs, targets, *, sigmas=None, softening=DEFAULT_SOFTENING, meta=None):
@@ -181,6 +204,15 @@ def load_shards(path, *, split=None, bands=None, max_samples=None):
     ------
     FileNotFoundError
         If no shard is found.
+
+    Examples
+    --------
+    >>> import numpy as np, tempfile
+    >>> d = tempfile.mkdtemp()
+    >>> _ = synthetic_shard(d, n=2, size=32, rng=np.random.default_rng(0))
+    >>> data = load_shards(d, split="train")
+    >>> data["input"].shape, data["truth"].shape, data["seed"].tolist()
+    ((2, 32, 32), (2, 32, 32), [0, 1])
     """
     paths = [path] if isinstance(path, (str, Path)) else list(path)
     files = []
@@ -269,6 +301,16 @@ class FitsPairDataset(StretchedPairs):
         None keeps the input grid.
     softening : float, optional
         Softening ``k`` of the stretch.
+
+    Examples
+    --------
+    A pair of HDUs on the same grid (``survey=None`` keeps the input grid):
+
+    >>> from astro_enhance.sample_data import make_sdss_sample
+    >>> hdu = make_sdss_sample(shape=(64, 64))
+    >>> ds = FitsPairDataset([(hdu, hdu)], survey=None)
+    >>> len(ds), ds.target_names, ds.x[0].shape
+    (1, ('target',), (64, 64))
     """
 
     def __init__(self, pairs, *, survey="decals", softening=DEFAULT_SOFTENING):
@@ -312,6 +354,16 @@ def synthetic_shard(out_dir, *, n=4, size=64, split="train", first_seed=0, rng=N
     -------
     pathlib.Path
         The shard file.
+
+    Examples
+    --------
+    >>> import numpy as np, tempfile
+    >>> path = synthetic_shard(tempfile.mkdtemp(), n=2, size=32, rng=np.random.default_rng(0))
+    >>> path.suffix
+    '.npz'
+    >>> with np.load(path) as z:
+    ...     print(z["input"].shape, z["input"].dtype)
+    (2, 32, 32) float32
     """
     from scipy.ndimage import gaussian_filter
     rng = np.random.default_rng(rng)

@@ -138,6 +138,19 @@ def evaluate_quick(model, dataset, *, target, n=16, size=None):
     dict
         ``psnr_model``, ``psnr_input``, ``psnr_gain`` (medians, dB), ``flux_err_median``,
         ``flux_err_p90``, ``flux_err_input_median``.
+
+    Examples
+    --------
+    >>> import numpy as np, tempfile
+    >>> from astro_enhance.models import build_model
+    >>> from astro_enhance.training import ShardDataset, synthetic_shard
+    >>> d = tempfile.mkdtemp()
+    >>> _ = synthetic_shard(d, n=2, size=32, rng=np.random.default_rng(0))
+    >>> model = build_model("unet", {"width": 8, "depth": 2})
+    >>> res = evaluate_quick(model, ShardDataset(d), target="truth")
+    >>> sorted(res)  # doctest: +NORMALIZE_WHITESPACE
+    ['flux_err_input_median', 'flux_err_median', 'flux_err_p90', 'psnr_gain', 'psnr_input',
+     'psnr_model']
     """
     torch = _torch()
     mult = getattr(model, "size_multiple", 8)
@@ -376,6 +389,22 @@ def train_unet(data, out, *, recipe=None, minutes=None, resume=False, val=None,
     dict
         ``step``, ``elapsed`` (s, over all resumed sessions), ``finished`` (all steps
         done), ``val`` (last quick validation), ``run_dir``.
+
+    Examples
+    --------
+    A two-step run of a tiny U-Net on a toy shard:
+
+    >>> import numpy as np, tempfile
+    >>> from astro_enhance.training import load_recipe, synthetic_shard
+    >>> d = tempfile.mkdtemp()
+    >>> _ = synthetic_shard(d, n=2, size=32, rng=np.random.default_rng(0))
+    >>> recipe = load_recipe("unet", overrides=dict(
+    ...     steps=2, patch=32, batch_size=2, warmup=1, threads=1, log_every=1,
+    ...     val_every=2, sample_every=2, checkpoint_every=2))
+    >>> recipe["model"] = {"architecture": "unet", "config": {"width": 8, "depth": 2}}
+    >>> res = train_unet(d, d + "/unet", recipe=recipe, progress=False)
+    >>> res["step"], res["finished"], "psnr_gain" in res["val"]
+    (2, True, True)
     """
     return _train(data, out, kind="unet", recipe=recipe, minutes=minutes, resume=resume,
                   val=val, threads=threads, progress=progress, max_samples=max_samples,
@@ -405,6 +434,26 @@ def train_gan(data, out, *, recipe=None, init=None, minutes=None, resume=False, 
     -------
     dict
         As in `train_unet`.
+
+    Examples
+    --------
+    A two-step run of a tiny GAN, started from a two-step tiny U-Net:
+
+    >>> import numpy as np, tempfile
+    >>> from astro_enhance.training import load_recipe, synthetic_shard, train_unet
+    >>> d = tempfile.mkdtemp()
+    >>> _ = synthetic_shard(d, n=2, size=32, rng=np.random.default_rng(0))
+    >>> tiny = dict(steps=2, patch=32, batch_size=2, warmup=1, threads=1, log_every=1,
+    ...             val_every=2, sample_every=2, checkpoint_every=2)
+    >>> unet = load_recipe("unet", overrides=tiny)
+    >>> unet["model"] = {"architecture": "unet", "config": {"width": 8, "depth": 2}}
+    >>> _ = train_unet(d, d + "/unet", recipe=unet, progress=False)
+    >>> gan = load_recipe("gan", overrides=dict(tiny, critic_pretrain=1))
+    >>> gan["model"] = unet["model"]
+    >>> gan["critic"] = {"architecture": "patch_critic", "config": {"width": 8, "n_layers": 2}}
+    >>> res = train_gan(d, d + "/gan", recipe=gan, init=d + "/unet", progress=False)
+    >>> res["step"], res["finished"], "hf_ratio" in res["val"]
+    (2, True, True)
     """
     return _train(data, out, kind="gan", recipe=recipe, minutes=minutes, resume=resume,
                   val=val, threads=threads, progress=progress, max_samples=max_samples,
@@ -883,6 +932,27 @@ def export_weights(run_dir, dest, *, step=None, data_seeds=None, extra=None):
     -------
     pathlib.Path
         The ``.safetensors`` file written.
+
+    Examples
+    --------
+    Export a two-step tiny U-Net run and read the weights back:
+
+    >>> import numpy as np, tempfile
+    >>> from astro_enhance.training import load_recipe, synthetic_shard, train_unet
+    >>> from astro_enhance.weights import load_weights
+    >>> d = tempfile.mkdtemp()
+    >>> _ = synthetic_shard(d, n=2, size=32, rng=np.random.default_rng(0))
+    >>> recipe = load_recipe("unet", overrides=dict(
+    ...     steps=2, patch=32, batch_size=2, warmup=1, threads=1, log_every=1,
+    ...     val_every=2, sample_every=2, checkpoint_every=2))
+    >>> recipe["model"] = {"architecture": "unet", "config": {"width": 8, "depth": 2}}
+    >>> _ = train_unet(d, d + "/run", recipe=recipe, progress=False)
+    >>> path = export_weights(d + "/run", d + "/export/tiny_unet")
+    >>> path.name
+    'tiny_unet.safetensors'
+    >>> sidecar = load_weights(path)[1]
+    >>> sidecar["architecture"], sidecar["training"]["steps"]
+    ('unet', 2)
     """
     torch = _torch()
     from safetensors.torch import load_file

@@ -21,6 +21,15 @@ def list_recipes():
     Returns
     -------
     list of str
+
+    Examples
+    --------
+    >>> names = list_recipes()
+    >>> "unet" in names and "gan" in names
+    True
+    >>> load_recipe(names[0])["model"]["architecture"] in {"unet", "srresnet",
+    ...                                                     "skip_autoencoder"}
+    True
     """
     return sorted(p.stem for p in RECIPE_DIR.glob("*.json"))
 
