@@ -490,6 +490,22 @@ def train_supervised(data, out, *, kind="unet", recipe=None, init=None, minutes=
     ------
     ValueError
         If ``kind`` is not supervised.
+
+    Examples
+    --------
+    >>> import tempfile
+    >>> import numpy as np
+    >>> from pathlib import Path
+    >>> from astro_enhance.training import load_recipe, synthetic_shard
+    >>> tmp = Path(tempfile.mkdtemp())
+    >>> _ = synthetic_shard(tmp / "shards", n=2, size=32, rng=np.random.default_rng(0))
+    >>> r = load_recipe("autoencoder", overrides=dict(steps=2, patch=32, batch_size=2,
+    ...                                             log_every=1, val_every=2, threads=1))
+    >>> r["model"]["config"]["width"] = 8
+    >>> res = train_supervised(tmp / "shards", tmp / "run", kind="autoencoder", recipe=r,
+    ...                        progress=False)
+    >>> res["step"], res["finished"]
+    (2, True)
     """
     if kind not in SUPERVISED_KINDS:
         raise ValueError(f"kind {kind!r} is not supervised; use one of "
@@ -527,6 +543,13 @@ def train_adversarial(data, out, *, kind="gan", recipe=None, init=None, minutes=
     ------
     ValueError
         If ``kind`` is not adversarial.
+
+    Examples
+    --------
+    >>> train_adversarial("shards", "run", kind="unet")
+    Traceback (most recent call last):
+    ...
+    ValueError: kind 'unet' is not adversarial; use one of gan, srgan
     """
     if kind not in ADVERSARIAL_KINDS:
         raise ValueError(f"kind {kind!r} is not adversarial; use one of "
@@ -552,6 +575,20 @@ def train_srresnet(data, out, **kwargs):
     -------
     dict
         As in `train_unet`.
+
+    Examples
+    --------
+    >>> import tempfile
+    >>> import numpy as np
+    >>> from pathlib import Path
+    >>> from astro_enhance.training import load_recipe, synthetic_shard
+    >>> tmp = Path(tempfile.mkdtemp())
+    >>> _ = synthetic_shard(tmp / "shards", n=2, size=32, rng=np.random.default_rng(0))
+    >>> r = load_recipe("srresnet", overrides=dict(steps=2, patch=32, batch_size=2,
+    ...                                          log_every=1, val_every=2, threads=1))
+    >>> r["model"]["config"].update(width=8, n_blocks=1)
+    >>> train_srresnet(tmp / "shards", tmp / "run", recipe=r, progress=False)["step"]
+    2
     """
     return train_supervised(data, out, kind="srresnet", **kwargs)
 
@@ -573,6 +610,13 @@ def train_autoencoder(data, out, **kwargs):
     -------
     dict
         As in `train_unet`.
+
+    Examples
+    --------
+    >>> from astro_enhance.training import load_recipe
+    >>> load_recipe("autoencoder")["model"]["architecture"]
+    'skip_autoencoder'
+    >>> # train_autoencoder(shard_dir, "runs/autoencoder")  # ~20 min with the full recipe
     """
     return train_supervised(data, out, kind="autoencoder", **kwargs)
 
@@ -595,6 +639,27 @@ def train_srgan(data, out, **kwargs):
     -------
     dict
         As in `train_unet`.
+
+    Examples
+    --------
+    >>> import tempfile
+    >>> import numpy as np
+    >>> from pathlib import Path
+    >>> from astro_enhance.training import load_recipe, synthetic_shard
+    >>> tmp = Path(tempfile.mkdtemp())
+    >>> _ = synthetic_shard(tmp / "shards", n=2, size=32, rng=np.random.default_rng(0))
+    >>> r = load_recipe("srresnet", overrides=dict(steps=2, patch=32, batch_size=2,
+    ...                                          log_every=1, val_every=2, threads=1))
+    >>> r["model"]["config"].update(width=8, n_blocks=1)
+    >>> _ = train_srresnet(tmp / "shards", tmp / "sr", recipe=r, progress=False)
+    >>> g = load_recipe("srgan", overrides=dict(steps=2, patch=32, batch_size=2,
+    ...                                       critic_pretrain=1, log_every=1, val_every=2,
+    ...                                       threads=1))
+    >>> g["model"] = r["model"]
+    >>> g["critic"]["config"].update(width=8, n_layers=2)
+    >>> train_srgan(tmp / "shards", tmp / "gan", recipe=g, init=tmp / "sr",
+    ...             progress=False)["step"]
+    2
     """
     return train_adversarial(data, out, kind="srgan", **kwargs)
 
