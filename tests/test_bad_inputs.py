@@ -784,10 +784,7 @@ CASES = [
     Case("cli_train_no_data", make=None,
          argv=lambda c: ["train", "unet", "--data", c.tmp / "nodata", "--out", c.tmp / "run",
                          "--steps", "1", "--no-progress"],
-         error=FileNotFoundError, match=r"no shard \(\*\.npz\) found",
-         marks=(pytest.mark.xfail(strict=True, reason="KNOWN (training, reported): the run "
-                                  "directory and its recipe.json are written before the "
-                                  "training data are checked"),)),
+         error=FileNotFoundError, match=r"no shard \(\*\.npz\) found"),
     Case("cli_train_unknown_recipe", make=None,
          argv=lambda c: ["train", "unet", "--data", c.tmp / "nodata", "--out", c.tmp / "run",
                          "--recipe", "nope", "--no-progress"],

@@ -702,7 +702,6 @@ def _train(data, out, *, kind, recipe, minutes, resume, val, threads, progress,
         recipe = load_recipe(recipe or kind)
     recipe = dict(recipe)
     seed = int(recipe.get("seed", 0))
-    out = _setup(out, recipe, threads, seed)
     dcfg = recipe.get("data", {})
     if kind not in SUPERVISED_KINDS + ADVERSARIAL_KINDS:
         raise ValueError(f"unknown training kind {kind!r}; use one of "
@@ -725,6 +724,8 @@ def _train(data, out, *, kind, recipe, minutes, resume, val, threads, progress,
     targets = sorted({target, flux_target, content_target, feature_target})
     ds = _load_dataset(data, recipe, targets, max_samples=max_samples)
     vds = _load_dataset(val, recipe, targets) if val is not None else ds
+    # the run directory (and its recipe.json) only once the data are known to be there
+    out = _setup(out, recipe, threads, seed)
     rng = np.random.default_rng(seed)
     seeds = ds.meta.get("seed")
     data_seeds = ([int(np.min(seeds)), int(np.max(seeds))] if seeds is not None and len(seeds)
