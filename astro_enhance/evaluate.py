@@ -437,8 +437,9 @@ def make_figure(examples, methods, path):
     fig.tight_layout()
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
-    fig.savefig(path, dpi=80)
-    plt.close(fig)
+    from .visualization import _save_figure
+
+    _save_figure(fig, path, dpi=80)
     return path
 
 

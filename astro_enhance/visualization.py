@@ -119,7 +119,15 @@ def save_preview(path, panels, *, title=None, unit=None, dpi=110):
     if title:
         fig.suptitle(title, fontsize=11)
     fig.tight_layout()
-    fd, tmp = tempfile.mkstemp(prefix=".tmp-", suffix=".png", dir=path.parent)
+    return _save_figure(fig, path, dpi=dpi)
+
+
+def _save_figure(fig, path, *, dpi):
+    """Write a matplotlib figure atomically (temporary file + rename) and close it."""
+    import matplotlib.pyplot as plt
+
+    path = Path(path)
+    fd, tmp = tempfile.mkstemp(prefix=".tmp-", suffix=path.suffix or ".png", dir=path.parent)
     os.close(fd)
     try:
         fig.savefig(tmp, dpi=dpi)

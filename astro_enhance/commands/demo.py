@@ -181,14 +181,13 @@ def _score(scene, method):
 
 def _figure(png, scenes, method, band):
     """One row per scene: SDSS input, enhanced, truth, residual; metrics in the titles."""
-    import os
-    import tempfile
-
     import matplotlib
 
     matplotlib.use("Agg", force=False)
     import matplotlib.pyplot as plt
     from astropy.visualization import ImageNormalize, LinearStretch
+
+    from ..visualization import _save_figure
 
     fig, axes = plt.subplots(len(scenes), 4, figsize=(16.5, 4.6 * len(scenes)), squeeze=False)
     for row, scene in zip(axes, scenes):
@@ -222,18 +221,7 @@ def _figure(png, scenes, method, band):
     fig.suptitle(f"astro_enhance demo: SDSS {band} -> DECaLS grid (0.262\"/px), method "
                  f"'{method}' with star removal; metrics against the truth", fontsize=12)
     fig.tight_layout()
-    fd, tmp = tempfile.mkstemp(prefix=".tmp-", suffix=".png", dir=png.parent)
-    os.close(fd)
-    try:
-        fig.savefig(tmp, dpi=90)
-        os.replace(tmp, png)
-    except BaseException:
-        if os.path.exists(tmp):
-            os.remove(tmp)
-        raise
-    finally:
-        plt.close(fig)
-    return png
+    return _save_figure(fig, png, dpi=90)
 
 
 def _norm(inp, truth, sigma):

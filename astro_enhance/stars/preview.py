@@ -3,8 +3,6 @@
 matplotlib is imported inside the function, so ``import astro_enhance.stars`` stays light.
 """
 
-import os
-import tempfile
 from pathlib import Path
 
 import numpy as np
@@ -65,6 +63,7 @@ def save_star_preview(path, image, clean, mask, *, inpainted=None, extra=None, t
     from matplotlib.colors import ListedColormap
 
     from ..normalize import estimate_noise
+    from ..visualization import _save_figure
 
     path = Path(path)
     if not path.parent.exists():
@@ -104,15 +103,4 @@ def save_star_preview(path, image, clean, mask, *, inpainted=None, extra=None, t
     if title:
         fig.suptitle(title, fontsize=11)
     fig.tight_layout()
-    fd, tmp = tempfile.mkstemp(prefix=".tmp-", suffix=".png", dir=path.parent)
-    os.close(fd)
-    try:
-        fig.savefig(tmp, dpi=dpi)
-        os.replace(tmp, path)
-    except BaseException:
-        if os.path.exists(tmp):
-            os.remove(tmp)
-        raise
-    finally:
-        plt.close(fig)
-    return path
+    return _save_figure(fig, path, dpi=dpi)

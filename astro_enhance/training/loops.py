@@ -244,8 +244,9 @@ def _save_samples(path, model, dataset, *, target, n=4, size=128):
     fig.tight_layout()
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
-    fig.savefig(path, dpi=80)
-    plt.close(fig)
+    from ..visualization import _save_figure
+
+    _save_figure(fig, path, dpi=80)
 
 
 class _EMA:
