@@ -13,6 +13,8 @@ import torch
 from torch import nn
 import torch.nn.functional as F
 
+from .unet import add_residual
+
 __all__ = ["SkipAutoencoder"]
 
 
@@ -112,10 +114,4 @@ class SkipAutoencoder(nn.Module):
         h = self.up(F.interpolate(h, scale_factor=2, mode="nearest"))
         h = self.dec(h + e)
         out = self.tail(h)
-        if self.residual:
-            n = min(self.in_channels, self.out_channels)
-            if n == self.out_channels:
-                out = out + x[:, :n]
-            else:
-                out = torch.cat([out[:, :n] + x[:, :n], out[:, n:]], dim=1)
-        return out
+        return add_residual(out, x) if self.residual else out

@@ -21,6 +21,8 @@ the identity. It is fully convolutional and accepts any height and width.
 import torch
 from torch import nn
 
+from .unet import add_residual
+
 __all__ = ["SRResNet", "ResidualBlock"]
 
 
@@ -114,10 +116,4 @@ class SRResNet(nn.Module):
         h = self.head(x)
         h = self.act(self.body_end(self.blocks(h)) + h)
         out = self.tail(h)
-        if self.residual:
-            n = min(self.in_channels, self.out_channels)
-            if n == self.out_channels:
-                out = out + x[:, :n]
-            else:
-                out = torch.cat([out[:, :n] + x[:, :n], out[:, n:]], dim=1)
-        return out
+        return add_residual(out, x) if self.residual else out

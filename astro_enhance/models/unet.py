@@ -11,7 +11,36 @@ import torch
 from torch import nn
 import torch.nn.functional as F
 
-__all__ = ["UNet", "ConvBlock"]
+__all__ = ["UNet", "ConvBlock", "add_residual"]
+
+
+def add_residual(out, x):
+    """Residual output ``y = x + f(x)`` when input and output channels may differ.
+
+    The first ``min(C_in, C_out)`` input planes are added to the same output planes; the
+    other output planes are returned as they are.
+
+    Parameters
+    ----------
+    out : torch.Tensor, shape (B, C_out, H, W)
+        The network's correction ``f(x)``.
+    x : torch.Tensor, shape (B, C_in, H, W)
+        The network's input.
+
+    Returns
+    -------
+    torch.Tensor, shape (B, C_out, H, W)
+
+    Examples
+    --------
+    >>> import torch
+    >>> add_residual(torch.zeros(1, 3, 2, 2), torch.ones(1, 1, 2, 2)).sum(dim=(2, 3))
+    tensor([[4., 0., 0.]])
+    """
+    n = min(x.shape[1], out.shape[1])
+    if n == out.shape[1]:
+        return out + x[:, :n]
+    return torch.cat([out[:, :n] + x[:, :n], out[:, n:]], dim=1)
 
 
 class ConvBlock(nn.Module):
@@ -131,10 +160,4 @@ class UNet(nn.Module):
             h = F.interpolate(h, size=skip.shape[-2:], mode="nearest")
             h = block(torch.cat([red(h), skip], dim=1))
         out = self.head(h)
-        if self.residual:
-            n = min(self.in_channels, self.out_channels)
-            if n == self.out_channels:
-                out = out + x[:, :n]
-            else:
-                out = torch.cat([out[:, :n] + x[:, :n], out[:, n:]], dim=1)
-        return out
+        return add_residual(out, x) if self.residual else out
