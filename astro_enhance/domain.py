@@ -54,7 +54,7 @@ def _pixel_scale(wcs):
         return math.nan
 
 
-def check_domain(image, *, info=None, band=None, survey=None):
+def check_domain(image, *, info=None, band=None, survey=None, sigma=None):
     """Reasons why an image is outside a model's training domain (empty when it is not).
 
     Parameters
@@ -70,6 +70,9 @@ def check_domain(image, *, info=None, band=None, survey=None):
     survey : `~astro_enhance.surveys.Survey`, optional
         Survey the input comes from, if known (e.g. from
         `~astro_enhance.surveys.guess_survey`).
+    sigma : float, optional
+        The image's per-pixel noise if already measured
+        (`~astro_enhance.normalize.estimate_noise` of its finite, unmasked pixels).
 
     Returns
     -------
@@ -130,7 +133,7 @@ def check_domain(image, *, info=None, band=None, survey=None):
         finite &= ~np.asarray(img.mask, dtype=bool)
     if finite.sum() < 100:
         return reasons
-    sigma = float(estimate_noise(data, mask=~finite))
+    sigma = float(estimate_noise(data, mask=~finite) if sigma is None else sigma)
     if not sigma > 0:
         return reasons
     nominal = trained.noise.get(band) if band is not None else None

@@ -171,11 +171,14 @@ def _enhance(data, method=None, *, target="decals", device="auto", remove_stars=
     enhancer = get_enhancer(method, device=device, weights=weights, **options)
 
     domain_reasons = []
+    sigma_in = None  # the input's noise, measured once for the domain and consistency checks
     if enhancer.info.kind != "classical":
         from .domain import check_domain
         from .exceptions import DomainWarning
 
-        domain_reasons = check_domain(image, info=enhancer.info, band=band, survey=in_survey)
+        sigma_in = float(estimate_noise(image.data, mask=image.mask))
+        domain_reasons = check_domain(image, info=enhancer.info, band=band, survey=in_survey,
+                                      sigma=sigma_in)
         for reason in domain_reasons:
             warnings.warn(f"input outside the training domain of '{method}': {reason}; "
                           "treat the enhanced image with extra care", DomainWarning,
@@ -210,7 +213,8 @@ def _enhance(data, method=None, *, target="decals", device="auto", remove_stars=
     out_flux = float(np.nansum(out[footprint]))
     flux_ratio = out_flux / in_flux if in_flux != 0 else float("nan")
     chi2 = _consistency(out, resampled, image, in_survey, target_survey, band,
-                        star_mask=None if star_result is None else star_result.mask)
+                        star_mask=None if star_result is None else star_result.mask,
+                        sigma=sigma_in)
 
     hdr_image = resampled.__class__(data=out, wcs=resampled.wcs, unit=resampled.unit,
                                     mask=None, header=resampled.header,
@@ -279,7 +283,8 @@ def _plain_table(catalog):
     return t
 
 
-def _consistency(out, resampled, image, in_survey, target_survey, band, star_mask=None):
+def _consistency(out, resampled, image, in_survey, target_survey, band, star_mask=None,
+                 sigma=None):
     """Reduced chi^2 of the output degraded back to the input grid and PSF.
 
     With star removal, the removed stars are in the input but not in the output: their
@@ -290,7 +295,8 @@ def _consistency(out, resampled, image, in_survey, target_survey, band, star_mas
         return float("nan")
     src = in_survey if in_survey is not None else get_survey("sdss")
     try:
-        sigma = estimate_noise(image.data, mask=image.mask)
+        if sigma is None:
+            sigma = estimate_noise(image.data, mask=image.mask)
         mask = None if image.mask is None else np.asarray(image.mask, dtype=bool)
         if star_mask is not None and np.any(star_mask):
             from reproject import reproject_interp
