@@ -24,11 +24,16 @@ import numpy as np
 
 from .exceptions import InputError
 
-__all__ = ["evaluate", "evaluate_real", "summarize", "format_summary", "make_figure",
-           "parse_methods", "METRICS", "REFERENCE_ROWS"]
+__all__ = ["evaluate", "evaluate_real", "evaluate_colour", "make_colour_figure", "summarize",
+           "format_summary", "make_figure", "parse_methods", "METRICS", "COLOUR_METRICS",
+           "REFERENCE_ROWS"]
 
 #: Metric columns of the per-image table.
 METRICS = ("psnr", "ssim", "flux_error", "chi2", "hf_power", "seconds")
+
+#: Metric columns of the per-scene table of `evaluate_colour` (for bands g, r, z).
+COLOUR_METRICS = ("colour_error", "g-r_error", "r-z_error", "psnr_g", "psnr_r", "psnr_z",
+                  "seconds")
 
 #: Reference rows added to every benchmark (not enhancers).
 REFERENCE_ROWS = ("sdss-input", "decals-like")
@@ -307,6 +312,219 @@ def evaluate(methods, *, n=200, split="bench", bands=("r",), start=None, shards=
     return table, examples
 
 
+def evaluate_colour(methods=("colorize",), *, n=200, split="bench", start=None,
+                    input_band="r", bands=("g", "r", "z"), paint=("unet",),
+                    stamp_arcsec=64.0, device="cpu", keep_examples=4, progress=False):
+    """Benchmark several-band enhancers (``colorize``): colours and per-band PSNR.
+
+    For every bench scene (simulated with ``bands``), the SDSS image of ``input_band`` goes
+    through `astro_enhance.pipeline.enhance_fits`; the output cube is compared with the
+    noiseless truth of each band:
+
+    * colour errors: output minus truth colours of consecutive bands (``g-r``, ``r-z``) in a
+      circular aperture of 2 half-light radii of the truth's ``input_band`` image
+      (`astro_enhance.metrics.colour_error`); ``colour_error`` is the larger of the two in
+      absolute value;
+    * ``psnr_<band>``: `astro_enhance.metrics.psnr` of each plane against that band's truth
+      (stretch with that band's DECaLS noise).
+
+    Baselines, in the same run: ``median-colour(input)`` paints the input band (resampled,
+    not enhanced) with the median truth colours of the evaluated scenes (a baseline that
+    knows the sample's colours but nothing about each galaxy), and ``median-colour(NAME)``
+    paints the output of each single-band enhancer in ``paint`` the same way (same colour
+    errors, better per-band PSNR).
+
+    Parameters
+    ----------
+    methods : sequence of str, optional
+        Several-band enhancers to evaluate (specifications as in `parse_methods`).
+    n : int, optional
+        Number of scenes.
+    split : str, optional
+        Seed split (default ``"bench"``, never used in training).
+    start : int, optional
+        First seed.
+    input_band : str, optional
+        Band given to the enhancers.
+    bands : sequence of str, optional
+        Bands of the output planes, in order.
+    paint : sequence of str, optional
+        Single-band enhancers painted with the median colours as extra baselines.
+    stamp_arcsec : float, optional
+        Scene size.
+    device : str, optional
+        Device for neural enhancers.
+    keep_examples : int, optional
+        Keep the cubes of the first scenes for `make_colour_figure`.
+    progress : bool, optional
+        Progress bar.
+
+    Returns
+    -------
+    table : `~astropy.table.Table`
+        One row per (method, seed) with the columns of `COLOUR_METRICS`.
+    examples : list of dict
+        ``seed``, ``input``, ``truth`` (cube) and ``outputs`` (label -> cube).
+
+    Examples
+    --------
+    Only the baselines (painting the resampled input and the bicubic output):
+
+    >>> t, _ = evaluate_colour([], n=2, paint=("bicubic",), stamp_arcsec=24, keep_examples=0)
+    >>> sorted(set(map(str, t["method"])))
+    ['median-colour(bicubic)', 'median-colour(input)']
+    """
+    from astropy.io import fits
+    from astropy.table import Table
+
+    from .enhancers import get_enhancer
+    from .io import image_to_hdu
+    from .metrics import aperture_colours, colour_error, psnr
+    from .pipeline import enhance_fits
+    from .simulate import _check_bands, check_seeds, simulate_pair
+
+    parsed = parse_methods(list(methods)) if len(methods) else []
+    painted = parse_methods(list(paint)) if len(paint) else []
+    for _, name, opts in parsed + painted:
+        get_enhancer(name, device=device, **opts)  # unknown names fail before any work
+    bands = _check_bands(bands)
+    if input_band not in bands:
+        raise InputError(f"input band {input_band!r} must be one of the output bands {bands}")
+    seeds = check_seeds(split, start=start, n=n)
+    bar = None
+    if progress:
+        from tqdm import tqdm
+        bar = tqdm(total=len(seeds), unit="scene")
+    rows, kept, examples = [], [], []
+
+    def score(label, seed, cube, truth, sig, seconds):
+        row = dict(method=label, seed=seed)
+        try:
+            err = colour_error(cube, truth, bands)
+        except InputError:
+            err = {f"{a}-{b}": math.nan for a, b in zip(bands[:-1], bands[1:])}
+        for k, v in err.items():
+            row[f"{k}_error"] = v
+        row["colour_error"] = float(np.nanmax(np.abs(list(err.values()))))
+        for k, b in enumerate(bands):
+            row[f"psnr_{b}"] = psnr(cube[k], truth[k], sigma=sig[k])
+        row["seconds"] = seconds
+        rows.append(row)
+
+    for seed in seeds:
+        pair = simulate_pair(seed, bands=bands, stamp_arcsec=stamp_arcsec)
+        truth = np.stack([pair.truth[b].data for b in bands]).astype(np.float32)
+        sig = [float(pair.sigma_decals[b]) for b in bands]
+        sc = dict(truth=truth[0], decals_wcs=pair.decals_wcs)
+        hdu = image_to_hdu(pair.sdss[input_band])
+        outs = {}
+        for m, name, opts in parsed:
+            t0 = time.perf_counter()
+            hdul = enhance_fits(hdu, method=name, device=device, options=opts)
+            dt = time.perf_counter() - t0
+            h = hdul[0].header
+            if hdul[0].data.ndim != 3 or [h.get(f"BAND{k + 1}") for k in range(len(bands))] \
+                    != list(bands):
+                raise InputError(f"{m} does not write the bands {bands} (got "
+                                 f"{h.get('AE_BANDS', 'one band')})")
+            cube = np.stack([_as_grid(fits.ImageHDU(p, header=h), sc) for p in hdul[0].data])
+            outs[m] = cube
+            score(m, seed, cube, truth, sig, dt)
+        singles = {"input": pair.input[input_band].data.astype(np.float32)}
+        for m, name, opts in painted:
+            hdul = enhance_fits(hdu, method=name, device=device, options=opts)
+            singles[m] = _as_grid(hdul[0], sc)
+        try:
+            colours = aperture_colours(truth, bands)
+        except InputError:
+            colours = None
+        kept.append(dict(seed=seed, sig=sig, truth=truth, singles=singles, colours=colours))
+        if len(examples) < keep_examples:
+            examples.append(dict(seed=seed, input=singles["input"], truth=truth, outputs=outs))
+        if bar is not None:
+            bar.update(1)
+    if bar is not None:
+        bar.close()
+
+    # the median-colour baselines need the colours of the whole sample
+    cols = np.array([list(k["colours"].values()) for k in kept if k["colours"] is not None])
+    med = np.nanmedian(cols, axis=0)
+    iband = bands.index(input_band)
+    # flux of each band relative to the input band, from the median colours
+    mags = np.concatenate([[0.0], -np.cumsum(med)])   # m_b - m_first: m_r = m_g - (g-r)...
+    ratio = 10.0 ** (-0.4 * (mags - mags[iband]))
+    for k in kept:
+        for m, single in k["singles"].items():
+            cube = np.stack([single * np.float32(r) for r in ratio])
+            score(f"median-colour({m})", k["seed"], cube, k["truth"], k["sig"], math.nan)
+            for e in examples:
+                if e["seed"] == k["seed"]:
+                    e["outputs"][f"median-colour({m})"] = cube
+    table = Table(rows=rows)
+    table.meta.update(split=split, seeds=[seeds.start, seeds.stop], input_band=input_band,
+                      bands=list(bands), median_colours=[float(v) for v in med])
+    return table, examples
+
+
+def make_colour_figure(examples, path, *, methods=None):
+    """Figure of several-band results: input band, then RGB of each output and the truth.
+
+    Parameters
+    ----------
+    examples : list of dict
+        From `evaluate_colour`.
+    path : str or path
+        PNG to write (atomically).
+    methods : sequence of str, optional
+        Output labels shown, in order (default all).
+
+    Returns
+    -------
+    pathlib.Path
+
+    Examples
+    --------
+    >>> import os, tempfile
+    >>> _, ex = evaluate_colour([], n=1, paint=(), stamp_arcsec=24, keep_examples=1)
+    >>> make_colour_figure(ex, os.path.join(tempfile.mkdtemp(), "c.png")).suffix
+    '.png'
+    """
+    import matplotlib
+
+    matplotlib.use("Agg", force=False)
+    import matplotlib.pyplot as plt
+
+    from .visualization import _save_figure, lupton_rgb, shared_asinh_norm
+
+    if not examples:
+        raise InputError("no example scenes to show")
+    labels = list(methods) if methods is not None else list(examples[0]["outputs"])
+    cols = ["input"] + labels + ["truth"]
+    fig, axes = plt.subplots(len(examples), len(cols),
+                             figsize=(2.6 * len(cols), 2.7 * len(examples)), squeeze=False)
+    for r, ex in enumerate(examples):
+        t = ex["truth"]
+        hi = float(np.percentile(t[len(t) // 2], 99.5))
+        stretch = hi / 5.0 if hi > 0 else 1.0
+        for c, label in enumerate(cols):
+            ax = axes[r, c]
+            if label == "input":
+                ax.imshow(ex["input"], origin="lower", cmap="gray",
+                          norm=shared_asinh_norm(ex["input"]), interpolation="nearest")
+            else:
+                cube = t if label == "truth" else ex["outputs"][label]
+                ax.imshow(lupton_rgb(cube, stretch=stretch), origin="lower",
+                          interpolation="nearest")
+            ax.set_xticks([])
+            ax.set_yticks([])
+            if r == 0:
+                ax.set_title("SDSS input (1 band)" if label == "input" else
+                             "truth (g, r, z)" if label == "truth" else label, fontsize=9)
+        axes[r, 0].set_ylabel(f"seed {ex['seed']}", fontsize=8)
+    fig.tight_layout()
+    return _save_figure(fig, Path(path), dpi=90)
+
+
 def summarize(table):
     """Median and 90th percentile of every metric per method.
 
@@ -332,7 +550,9 @@ def summarize(table):
     from astropy.table import Table
 
     names = list(dict.fromkeys(str(m) for m in table["method"]))
-    metrics = [m for m in METRICS if m in table.colnames]
+    metrics = [m for m in METRICS + COLOUR_METRICS if m in table.colnames and m != "seconds"]
+    if "seconds" in table.colnames:
+        metrics.append("seconds")
     out = []
     for name in names:
         sub = table[table["method"] == name]
@@ -342,6 +562,8 @@ def summarize(table):
             key = m
             if m == "flux_error":
                 v, key = np.abs(v), "abs_flux_error"
+            elif m.endswith("_error") and m != "flux_error":   # colour errors: |mag|
+                v, key = np.abs(v), f"abs_{m}"
             v = v[~np.isnan(v)]
             med = float(np.median(v)) if v.size else math.nan
             p90 = float(np.percentile(v, 90)) if v.size else math.nan

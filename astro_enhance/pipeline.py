@@ -116,7 +116,11 @@ def enhance_fits(data, method=None, *, target="decals", device="auto", remove_st
     -------
     hdul : `~astropy.io.fits.HDUList`
         Primary HDU: enhanced image (float32, target-grid WCS, BUNIT, provenance keywords
-        ``AE_*`` and HISTORY). Extensions as described above.
+        ``AE_*`` and HISTORY). For an enhancer with several output bands (``colorize``) it
+        is a cube ``(n_bands, ny, nx)`` in the same unit per band, with ``BAND1``,
+        ``BAND2``... naming the band of each plane (``AE_BANDS`` lists them) and the
+        celestial WCS on axes 1 and 2; ``AE_FLUXR`` and ``AE_CHI2`` then refer to the plane
+        of the input's band. Extensions as described above.
 
     Raises
     ------
@@ -207,21 +211,27 @@ def _enhance(data, method=None, *, target="decals", device="auto", remove_stars=
     else:
         out, std = np.asarray(outs[0], dtype=np.float32), None
     out = np.where(footprint, out, np.nan).astype(np.float32)
+    info = enhancer.info
+    # several output bands (colorize): a cube; the diagnostics use the input band's plane
+    bands_out, ref = None, out
+    if out.ndim == 3:
+        bands_out = [str(b) for b in (info.extra.get("bands_out") or
+                                      [f"plane{k + 1}" for k in range(out.shape[0])])]
+        ref = out[bands_out.index(band) if band in bands_out else 0]
 
     # Diagnostics: total-flux ratio and consistency with the input.
     in_flux = float(np.nansum(work[footprint]))
-    out_flux = float(np.nansum(out[footprint]))
+    out_flux = float(np.nansum(ref[footprint]))
     flux_ratio = out_flux / in_flux if in_flux != 0 else float("nan")
-    chi2 = _consistency(out, resampled, image, in_survey, target_survey, band,
+    chi2 = _consistency(ref, resampled, image, in_survey, target_survey, band,
                         star_mask=None if star_result is None else star_result.mask,
                         sigma=sigma_in)
 
-    hdr_image = resampled.__class__(data=out, wcs=resampled.wcs, unit=resampled.unit,
+    hdr_image = resampled.__class__(data=ref, wcs=resampled.wcs, unit=resampled.unit,
                                     mask=None, header=resampled.header,
                                     filename=image.filename)
     primary = image_to_hdu(hdr_image, primary=True)
     h = primary.header
-    info = enhancer.info
     history = [
         f"astro_enhance {__version__}: enhanced with method '{method}' ({info.kind})"
         + (" with options " + ", ".join(f"{k}={v!r}" for k, v in sorted(user_options.items()))
@@ -241,6 +251,10 @@ def _enhance(data, method=None, *, target="decals", device="auto", remove_stars=
         history.append(f"{n} star(s) removed before enhancement (MASK extension).")
     if samples > 1:
         history.append(f"Mean of {samples} samples; STD extension holds their std.")
+    if bands_out is not None:
+        history.append(f"Planes 1-{len(bands_out)} are bands {', '.join(bands_out)} "
+                       f"(BAND1...); AE_FLUXR and AE_CHI2 refer to the input band "
+                       f"{band or bands_out[0]}.")
     add_provenance(h, method=method, target=target_survey.name,
                    weights_sha256=info.weights_sha256,
                    device=str(getattr(enhancer, "device", "cpu")),
@@ -250,6 +264,13 @@ def _enhance(data, method=None, *, target="decals", device="auto", remove_stars=
                      "total flux ratio output/input")
     h["AE_NSAMP"] = (samples, "number of samples averaged")
     h["AE_DOMN"] = (len(domain_reasons), "domain warnings (see HISTORY)")
+    if bands_out is not None:
+        primary.data = out   # NAXIS3 follows the data
+        for key in ("FILTER", "BAND", "FILTNAM"):   # the input's single band, now wrong
+            h.remove(key, ignore_missing=True, remove_all=True)
+        h["AE_BANDS"] = (",".join(bands_out), "bands of the planes, in order")
+        for k, b in enumerate(bands_out, start=1):
+            h[f"BAND{k}"] = (b, f"band of plane {k}")
     if in_survey is not None:
         h["AE_SRC"] = (in_survey.name, f"input survey (guess, confidence {confidence:.2f})")
     hdul = fits.HDUList([primary])

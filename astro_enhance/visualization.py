@@ -12,7 +12,7 @@ import numpy as np
 from .exceptions import OutputError
 from .normalize import estimate_noise
 
-__all__ = ["save_preview", "shared_asinh_norm"]
+__all__ = ["save_preview", "shared_asinh_norm", "lupton_rgb", "save_rgb"]
 
 
 def shared_asinh_norm(*images, softening=3.0, percentile=99.7):
@@ -120,6 +120,94 @@ def save_preview(path, panels, *, title=None, unit=None, dpi=110):
         fig.suptitle(title, fontsize=11)
     fig.tight_layout()
     return _save_figure(fig, path, dpi=dpi)
+
+
+def lupton_rgb(cube, *, stretch=None, Q=8.0, minimum=0.0):
+    """Colour image of a (blue, green, red) band cube with `~astropy.visualization.make_lupton_rgb`.
+
+    The planes are in order of increasing wavelength (e.g. g, r, z from ``colorize``): the
+    first becomes blue, the last red. The Lupton et al. (2004) asinh stretch keeps the
+    colours of bright sources (it scales all three bands by the same function of their
+    total intensity).
+
+    Parameters
+    ----------
+    cube : ndarray, shape (3, ny, nx)
+        Band images, same flux unit (e.g. nanomaggies). NaN pixels become black.
+    stretch : float, optional
+        Linear range of the stretch in data units; default a fifth of the 99.5th percentile
+        of the middle band.
+    Q : float, optional
+        Asinh softening parameter.
+    minimum : float, optional
+        Data value shown black.
+
+    Returns
+    -------
+    ndarray, uint8, shape (ny, nx, 3)
+        RGB image, row 0 = FITS row 0 (bottom when shown with ``origin="lower"``).
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> yy, xx = np.mgrid[:32, :32]
+    >>> g = np.exp(-((xx - 16) ** 2 + (yy - 16) ** 2) / 20.0)
+    >>> rgb = lupton_rgb(np.stack([0.5 * g, g, 2 * g]))
+    >>> rgb.shape, rgb.dtype, bool(rgb[16, 16, 0] > rgb[16, 16, 2])
+    ((32, 32, 3), dtype('uint8'), True)
+    """
+    from astropy.visualization import make_lupton_rgb
+
+    c = np.asarray(cube, dtype=np.float64)
+    if c.ndim != 3 or c.shape[0] != 3:
+        raise OutputError(f"an RGB image needs a cube of 3 band planes, got shape {c.shape}")
+    c = np.nan_to_num(c, nan=minimum, posinf=minimum, neginf=minimum)
+    if stretch is None:
+        hi = float(np.percentile(c[1], 99.5))
+        stretch = hi / 5.0 if hi > 0 else 1.0
+    return make_lupton_rgb(c[2], c[1], c[0], minimum=minimum, stretch=float(stretch),
+                           Q=float(Q))
+
+
+def save_rgb(path, cube, **kwargs):
+    """Write the `lupton_rgb` colour image of a band cube as a PNG (atomically).
+
+    Parameters
+    ----------
+    path : str or path
+        Output PNG; its directory must exist.
+    cube : ndarray, shape (3, ny, nx)
+        Band images, blue to red (e.g. the ``colorize`` output cube).
+    **kwargs
+        ``stretch``, ``Q``, ``minimum`` of `lupton_rgb`.
+
+    Returns
+    -------
+    path : `pathlib.Path`
+
+    Examples
+    --------
+    >>> import numpy as np, tempfile, os
+    >>> cube = np.random.default_rng(0).random((3, 16, 16))
+    >>> save_rgb(os.path.join(tempfile.mkdtemp(), "rgb.png"), cube).exists()
+    True
+    """
+    from PIL import Image as _PIL
+
+    path = Path(path)
+    if not path.parent.exists():
+        raise OutputError(f"cannot write {path}: directory {path.parent} does not exist")
+    rgb = lupton_rgb(cube, **kwargs)[::-1]   # FITS row 0 at the bottom of the PNG
+    fd, tmp = tempfile.mkstemp(prefix=".tmp-", suffix=".png", dir=path.parent)
+    os.close(fd)
+    try:
+        _PIL.fromarray(np.ascontiguousarray(rgb)).save(tmp, format="PNG")
+        os.replace(tmp, path)
+    except BaseException:
+        if os.path.exists(tmp):
+            os.remove(tmp)
+        raise
+    return path
 
 
 def _save_figure(fig, path, *, dpi):

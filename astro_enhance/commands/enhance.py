@@ -27,6 +27,9 @@ def add_arguments(parser):
     parser.add_argument("--north-up", action="store_true", help="output grid north up")
     parser.add_argument("--preview", default=None, metavar="PNG",
                         help="also write a PNG: input, output and difference panels")
+    parser.add_argument("--rgb", default=None, metavar="PNG",
+                        help="for a several-band output (--method colorize): also write a "
+                             "colour PNG (astropy make_lupton_rgb)")
     parser.add_argument("--no-progress", action="store_true", help="no progress bar")
     parser.add_argument("--overwrite", action="store_true", help="replace an existing output")
 
@@ -34,7 +37,7 @@ def add_arguments(parser):
 def run(args):
     from pathlib import Path
 
-    from ..exceptions import OutputExistsError
+    from ..exceptions import InputError, OutputExistsError
     from ..io import _check_output_path, write_fits
     from ..pipeline import _enhance
 
@@ -46,6 +49,8 @@ def run(args):
     _check_output_path(out, overwrite=args.overwrite)
     if args.preview:
         _check_output_path(args.preview, overwrite=True)
+    if args.rgb:
+        _check_output_path(args.rgb, overwrite=True)
     hdu = args.hdu
     if hdu is not None and str(hdu).lstrip("-").isdigit():
         hdu = int(hdu)
@@ -54,18 +59,35 @@ def run(args):
                                overlap=args.overlap, weights=args.weights,
                                samples=args.samples, rng=args.seed,
                                progress=not args.no_progress, hdu=hdu, north_up=args.north_up)
-    write_fits(hdul, out, overwrite=args.overwrite)
     h = hdul[0].header
-    print(f"wrote {out}: method {h.get('AE_METH')}, {h['NAXIS1']}x{h['NAXIS2']} px, "
+    cube = hdul[0].data.ndim == 3
+    if args.rgb and not (cube and hdul[0].data.shape[0] == 3):
+        raise InputError(f"--rgb needs an enhancer with three output bands (e.g. colorize); "
+                         f"{h.get('AE_METH')} writes one band")
+    write_fits(hdul, out, overwrite=args.overwrite)
+    bands = f" (bands {h['AE_BANDS']})" if cube else ""
+    print(f"wrote {out}: method {h.get('AE_METH')}, {h['NAXIS1']}x{h['NAXIS2']} px{bands}, "
           f"flux ratio {h.get('AE_FLUXR')}, consistency chi2 {_fmt(h.get('AE_CHI2'))}")
+    if args.rgb:
+        from ..visualization import save_rgb
+
+        save_rgb(args.rgb, hdul[0].data)
+        print(f"wrote colour image {args.rgb} (blue {h['BAND1']}, green {h['BAND2']}, "
+              f"red {h['BAND3']})")
     if args.preview:
         from ..visualization import save_preview
 
         before = resampled.data
         after = hdul[0].data
-        save_preview(args.preview,
-                     [("input (resampled)", before), (f"enhanced ({h.get('AE_METH')})", after),
-                      ("difference (enhanced - input)", np.asarray(after) - before)],
+        if cube:
+            panels = [("input (resampled)", before)] + [
+                (f"{h.get(f'BAND{k + 1}')} ({h.get('AE_METH')})", plane)
+                for k, plane in enumerate(after)]
+        else:
+            panels = [("input (resampled)", before),
+                      (f"enhanced ({h.get('AE_METH')})", after),
+                      ("difference (enhanced - input)", np.asarray(after) - before)]
+        save_preview(args.preview, panels,
                      title=f"astro-enhance: {h.get('AE_METH')} -> {args.target}",
                      unit=h.get("BUNIT"))
         print(f"wrote preview {args.preview}")

@@ -37,6 +37,14 @@ def add_arguments(parser):
                         help="scenes shown in the figure (default 4)")
     parser.add_argument("--real", nargs=2, metavar=("SDSS.fits", "DECALS.fits"), default=None,
                         help="evaluate one real pair instead (both put on the DECaLS grid)")
+    parser.add_argument("--colour", action="store_true",
+                        help="several-band enhancers (colorize): colour errors in 2 r50 "
+                             "apertures and per-band PSNR against the g, r, z truth, with the "
+                             "median-colour baselines")
+    parser.add_argument("--paint", default="unet",
+                        help="with --colour: single-band enhancers whose output is painted "
+                             "with the median colours as extra baselines (default unet; '' "
+                             "for none)")
     parser.add_argument("--overwrite", action="store_true", help="replace existing outputs")
     parser.add_argument("--no-progress", action="store_true", help="no progress bar")
 
@@ -69,8 +77,8 @@ def run(args):
     """
     from pathlib import Path
 
-    from ..evaluate import (evaluate, evaluate_real, format_summary, make_figure,
-                            parse_methods, summarize)
+    from ..evaluate import (evaluate, evaluate_colour, evaluate_real, format_summary,
+                            make_colour_figure, make_figure, parse_methods, summarize)
 
     # labels: the specifications without spaces, e.g. bilateral(sigma_color=8,sigma_space=8)
     methods = [label for label, _, _ in parse_methods(args.methods)]
@@ -85,6 +93,27 @@ def run(args):
             print(f"wrote {p}")
         return 0
     bands = [b.strip() for b in args.bands.split(",") if b.strip()]
+    if args.colour:
+        paint = [label for label, _, _ in parse_methods(args.paint)] if args.paint else []
+        table, examples = evaluate_colour(methods, n=args.n, split=args.split,
+                                          start=args.start, paint=paint,
+                                          stamp_arcsec=args.stamp_arcsec, device=args.device,
+                                          keep_examples=args.examples if out else 0,
+                                          progress=not args.no_progress)
+        summary = summarize(table)
+        summary.meta.update(table.meta)
+        print(f"{args.n} {args.split} scenes, r in, g/r/z out; median / 90th percentile of "
+              f"|colour error| (mag, 2 r50 aperture) and per-band PSNR vs truth:")
+        print(format_summary(summary))
+        print("median truth colours (g-r, r-z) of the scenes: "
+              + ", ".join(f"{v:.3f}" for v in table.meta["median_colours"]))
+        if out is not None:
+            for name, t in (("evaluate_colour_images.ecsv", table),
+                            ("evaluate_colour_summary.ecsv", summary)):
+                print(f"wrote {_write_table(t, out / name, args.overwrite)}")
+            if examples:
+                print(f"wrote {make_colour_figure(examples, out / 'evaluate_colour.png')}")
+        return 0
     table, examples = evaluate(methods, n=args.n, split=args.split, bands=bands,
                                start=args.start, shards=args.shards,
                                stamp_arcsec=args.stamp_arcsec, device=args.device,

@@ -1,18 +1,19 @@
 """``astro-enhance train``: train a neural enhancer on simulated shards.
 
 Supervised kinds (``unet``, ``srresnet``, ``autoencoder``) train against the noiseless
-truth; adversarial kinds (``gan``, ``srgan``) start their generator from a supervised run
-(``--init``) and train it with a conditional critic.
+truth; adversarial kinds (``gan``, ``srgan``, ``colorize``) start their generator from a
+supervised run (``--init``) and train it with a conditional critic. ``colorize`` needs shards
+simulated with the input band and every output band (``simulate --bands g,r,z``).
 """
 
 __all__ = ["NAME", "HELP", "MODELS", "add_arguments", "run"]
 
 NAME = "train"
-HELP = ("train a neural enhancer (unet, gan, srresnet, srgan, autoencoder) on simulated "
-        "pairs; checkpoints and resumes")
+HELP = ("train a neural enhancer (unet, gan, srresnet, srgan, autoencoder, colorize) on "
+        "simulated pairs; checkpoints and resumes")
 
 #: Models the command trains, in the order shown by ``--help``.
-MODELS = ("unet", "gan", "srresnet", "srgan", "autoencoder")
+MODELS = ("unet", "gan", "srresnet", "srgan", "autoencoder", "colorize")
 
 
 def add_arguments(parser):

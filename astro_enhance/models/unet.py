@@ -17,8 +17,10 @@ __all__ = ["UNet", "ConvBlock", "add_residual"]
 def add_residual(out, x):
     """Residual output ``y = x + f(x)`` when input and output channels may differ.
 
-    The first ``min(C_in, C_out)`` input planes are added to the same output planes; the
-    other output planes are returned as they are.
+    A single-plane input is added to every output plane (e.g. ``colorize``: one band in,
+    three bands out, each starting from the input band). Otherwise the first
+    ``min(C_in, C_out)`` input planes are added to the same output planes and the other
+    output planes are returned as they are.
 
     Parameters
     ----------
@@ -35,8 +37,12 @@ def add_residual(out, x):
     --------
     >>> import torch
     >>> add_residual(torch.zeros(1, 3, 2, 2), torch.ones(1, 1, 2, 2)).sum(dim=(2, 3))
-    tensor([[4., 0., 0.]])
+    tensor([[4., 4., 4.]])
+    >>> add_residual(torch.zeros(1, 3, 2, 2), torch.ones(1, 2, 2, 2)).sum(dim=(2, 3))
+    tensor([[4., 4., 0.]])
     """
+    if x.shape[1] == 1:
+        return out + x
     n = min(x.shape[1], out.shape[1])
     if n == out.shape[1]:
         return out + x[:, :n]

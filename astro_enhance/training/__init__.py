@@ -3,15 +3,15 @@
 Importing this subpackage does not import torch; the loops import it when they run.
 """
 
-from .data import (StretchedPairs, ShardDataset, FitsPairDataset, load_shards, augment,
-                   synthetic_shard)
+from .data import (StretchedPairs, ShardDataset, ColourShardDataset, FitsPairDataset,
+                   load_shards, augment, synthetic_shard)
 from .recipes import RECIPE_DIR, list_recipes, load_recipe
 from .loops import (train_unet, train_gan, train_supervised, train_adversarial, train_srresnet,
-                    train_autoencoder, train_srgan, export_weights, evaluate_quick,
+                    train_autoencoder, train_srgan, train_colorize, export_weights, evaluate_quick,
                     AdaptiveSwitcher)
 
-__all__ = ["StretchedPairs", "ShardDataset", "FitsPairDataset", "load_shards", "augment",
+__all__ = ["StretchedPairs", "ShardDataset", "ColourShardDataset", "FitsPairDataset", "load_shards", "augment",
            "synthetic_shard", "RECIPE_DIR", "list_recipes", "load_recipe", "train_unet",
            "train_gan", "train_supervised", "train_adversarial", "train_srresnet",
-           "train_autoencoder", "train_srgan", "export_weights", "evaluate_quick",
+           "train_autoencoder", "train_srgan", "train_colorize", "export_weights", "evaluate_quick",
            "AdaptiveSwitcher"]

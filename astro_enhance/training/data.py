@@ -14,8 +14,8 @@ import numpy as np
 
 from ..normalize import DEFAULT_SOFTENING, asinh_stretch, estimate_noise, fill_nans
 
-__all__ = ["StretchedPairs", "ShardDataset", "FitsPairDataset", "load_shards", "augment",
-           "synthetic_shard"]
+__all__ = ["StretchedPairs", "ShardDataset", "ColourShardDataset", "FitsPairDataset",
+           "load_shards", "augment", "synthetic_shard"]
 
 
 def augment(arrays, rng):
@@ -65,7 +65,9 @@ class StretchedPairs:
     inputs : list of ndarray, shape (H, W)
         Resampled input images in physical units (NaN allowed; filled with 0).
     targets : dict of str -> list of ndarray
-        Target images on the same grids, e.g. ``{"truth": [...], "decals": [...]}``.
+        Target images on the same grids, e.g. ``{"truth": [...], "decals": [...]}``; each
+        of shape (H, W), or (C, H, W) for a several-band target (``colorize``), stretched
+        with the input's sigma.
     sigmas : sequence of float, optional
         Noise of each input; estimated with `estimate_noise` on the whole filled input
         when not given.
@@ -113,7 +115,7 @@ class StretchedPairs:
             good = ~bad
             for key in targets:
                 t, tbad = fill_nans(targets[key][i])
-                good &= ~tbad
+                good &= ~(tbad.any(axis=0) if tbad.ndim == 3 else tbad)
                 self.y[key].append(asinh_stretch(t, sig, softening=self.softening))
             self.valid.append(good)
         self.sigma = np.asarray(self.sigma, dtype=np.float64)
@@ -150,8 +152,9 @@ class StretchedPairs:
         Returns
         -------
         batch : dict
-            ``"input"``: float32 (B, 1, P, P); one entry per target key, same shape;
-            ``"valid"``: bool (B, 1, P, P); ``"sigma"``: float64 (B,); ``"index"``: (B,).
+            ``"input"``: float32 (B, 1, P, P); one entry per target key, (B, 1, P, P) or
+            (B, C, P, P) for a C-band target; ``"valid"``: bool (B, 1, P, P); ``"sigma"``:
+            float64 (B,); ``"index"``: (B,).
         """
         keys = list(targets) if targets is not None else list(self.y)
         p = int(min([patch] + [min(a.shape) for a in self.x]))
@@ -166,7 +169,7 @@ class StretchedPairs:
             else:
                 y0 = int(rng.integers(ny - p + 1))
                 x0 = int(rng.integers(nx - p + 1))
-            sl = (slice(y0, y0 + p), slice(x0, x0 + p))
+            sl = (Ellipsis, slice(y0, y0 + p), slice(x0, x0 + p))
             arrs = [self.x[i][sl], self.valid[i][sl]] + [self.y[k][i][sl] for k in keys]
             if augment_data:
                 arrs = augment(arrs, rng)
@@ -174,7 +177,8 @@ class StretchedPairs:
             out["valid"].append(arrs[1])
             for k, a in zip(keys, arrs[2:]):
                 out[k].append(a)
-        batch = {k: np.stack(v)[:, None] for k, v in out.items()}
+        batch = {k: np.stack(v) for k, v in out.items()}
+        batch = {k: v[:, None] if v.ndim == 3 else v for k, v in batch.items()}
         batch["sigma"] = self.sigma[idx]
         batch["index"] = idx
         return batch
@@ -283,6 +287,77 @@ class ShardDataset(StretchedPairs):
         meta = {k: data[k] for k in ("band", "seed") if k in data}
         super().__init__(list(data["input"]), {t: list(data[t]) for t in targets},
                          softening=softening, meta=meta)
+
+
+class ColourShardDataset(StretchedPairs):
+    """One band in, several bands out: simulated pairs for the ``colorize`` enhancer.
+
+    Shard rows of the same scene (seed) are grouped: the input is the resampled SDSS image
+    of ``input_band``; each target is the (C, H, W) stack of that target in ``bands``
+    (e.g. the noiseless g, r, z truth), all stretched with the input's sigma, as
+    `astro_enhance.enhancers.TorchEnhancer` does at inference. Scenes lacking a band are
+    left out.
+
+    Parameters
+    ----------
+    path : str or path-like or list
+        Shard directory or files (see `load_shards`), simulated with all of ``bands``
+        and ``input_band`` (``astro-enhance simulate --bands g,r,z``).
+    split : str, optional
+        Shard name prefix.
+    input_band : str, optional
+        Band of the input image (default ``"r"``).
+    bands : sequence of str, optional
+        Output bands, in plane order (default g, r, z).
+    targets : sequence of str, optional
+        Targets to stack (``"truth"`` and/or ``"decals"``).
+    max_samples : int, optional
+        Read at most this many shard rows.
+    softening : float, optional
+        Softening ``k`` of the stretch.
+
+    Raises
+    ------
+    ValueError
+        If no scene holds every band asked for.
+
+    Examples
+    --------
+    >>> import tempfile
+    >>> from astro_enhance.simulate import write_shards
+    >>> d = tempfile.mkdtemp()
+    >>> _ = write_shards(d, n=1, split="val", bands="g,r,z", stamp_arcsec=16)
+    >>> ds = ColourShardDataset(d, bands=("g", "r", "z"))
+    >>> ds.bands, ds.y["truth"][0].shape[0], ds.sample(2, 16, np.random.default_rng(0))[
+    ...     "truth"].shape
+    (('g', 'r', 'z'), 3, (2, 3, 16, 16))
+    """
+
+    def __init__(self, path, *, split=None, input_band="r", bands=("g", "r", "z"),
+                 targets=("truth",), max_samples=None, softening=DEFAULT_SOFTENING):
+        bands = tuple(bands)
+        want = sorted(set(bands) | {input_band})
+        data = load_shards(path, split=split, bands=want, max_samples=max_samples)
+        missing = [t for t in targets if t not in data]
+        if missing:
+            raise KeyError(f"shards lack target(s) {missing}; they hold {sorted(data)}")
+        if "band" not in data or "seed" not in data:
+            raise ValueError("colour training needs shards with 'band' and 'seed' columns "
+                             "(astro-enhance simulate --bands g,r,z)")
+        rows = {}
+        for i, (b, s) in enumerate(zip(data["band"].astype(str), data["seed"])):
+            rows.setdefault(int(s), {})[b] = i
+        seeds = [s for s in sorted(rows) if all(b in rows[s] for b in want)]
+        if not seeds:
+            raise ValueError(f"no scene in {path} holds every band of {want}; simulate the "
+                             f"shards with --bands {','.join(want)}")
+        inputs = [data["input"][rows[s][input_band]] for s in seeds]
+        tg = {t: [np.stack([data[t][rows[s][b]] for b in bands]) for s in seeds]
+              for t in targets}
+        self.input_band, self.bands = str(input_band), bands
+        meta = {"seed": np.asarray(seeds, dtype=np.int64),
+                "band": np.array([input_band] * len(seeds))}
+        super().__init__(inputs, tg, softening=softening, meta=meta)
 
 
 class FitsPairDataset(StretchedPairs):

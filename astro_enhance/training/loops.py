@@ -2,8 +2,9 @@
 
 One loop serves every network, chosen by ``kind``: the supervised kinds (`SUPERVISED_KINDS`:
 ``unet``, ``srresnet``, ``autoencoder``) train a generator alone against the noiseless
-truth; the adversarial kinds (`ADVERSARIAL_KINDS`: ``gan``, ``srgan``) train a generator
-initialised from a supervised run together with a conditional patch critic. The network,
+truth; the adversarial kinds (`ADVERSARIAL_KINDS`: ``gan``, ``srgan``, ``colorize``) train a
+generator initialised from a supervised run together with a conditional patch critic
+(``colorize``: one band in, a (C, H, W) stack of bands out, `~.data.ColourShardDataset`). The network,
 losses and their weights come from the recipe.
 
 All loops run for a number of steps given by the recipe, or until a wall-clock budget
@@ -33,13 +34,13 @@ from pathlib import Path
 import numpy as np
 
 __all__ = ["train_unet", "train_gan", "train_srresnet", "train_autoencoder", "train_srgan",
-           "train_supervised", "train_adversarial", "export_weights", "evaluate_quick",
+           "train_colorize", "train_supervised", "train_adversarial", "export_weights", "evaluate_quick",
            "AdaptiveSwitcher", "SUPERVISED_KINDS", "ADVERSARIAL_KINDS"]
 
 #: Kinds trained by the supervised loop (their default recipe has the same name).
 SUPERVISED_KINDS = ("unet", "srresnet", "autoencoder")
 #: Kinds trained by the adversarial loop (generator + conditional critic).
-ADVERSARIAL_KINDS = ("gan", "srgan")
+ADVERSARIAL_KINDS = ("gan", "srgan", "colorize")
 
 
 def _torch():
@@ -93,10 +94,18 @@ class _CSVLog:
 
 
 def _load_dataset(data, recipe, targets, max_samples=None):
-    from .data import ShardDataset, StretchedPairs
+    from .data import ColourShardDataset, ShardDataset, StretchedPairs
     if isinstance(data, StretchedPairs):
         return data
     d = recipe.get("data", {})
+    if d.get("input_band"):
+        # one band in, several out (colorize): scenes grouped by seed
+        kw = dict(input_band=d["input_band"], bands=d.get("bands") or ("g", "r", "z"),
+                  targets=targets, max_samples=max_samples)
+        try:
+            return ColourShardDataset(data, split=d.get("split"), **kw)
+        except FileNotFoundError:
+            return ColourShardDataset(data, **kw)
     try:
         return ShardDataset(data, split=d.get("split"), targets=targets,
                             bands=d.get("bands"), max_samples=max_samples)
@@ -167,8 +176,9 @@ def evaluate_quick(model, dataset, *, target, n=16, size=None):
                 cy, cx = min(cy, size), min(cx, size)
             y0, x0 = (ny - cy) // 2, (nx - cx) // 2
             x = x[y0:y0 + cy, x0:x0 + cx]
-            t = t[y0:y0 + cy, x0:x0 + cx]
-            out = model(_to_t(x)[None, None])[0, 0].numpy()
+            t = t[..., y0:y0 + cy, x0:x0 + cx]
+            out = model(_to_t(x)[None, None])[0].numpy()
+            out = out[0] if t.ndim == 2 else out   # (C, H, W) for a several-band target
             rng_ = float(t.max() - t.min()) or 1.0
             for arr, acc in ((out, psnr_m), (x, psnr_i)):
                 mse = float(np.mean((arr - t) ** 2))
@@ -178,7 +188,8 @@ def evaluate_quick(model, dataset, *, target, n=16, size=None):
             if ap.sum() >= 5:
                 ft = lt[ap].sum()
                 ferr.append(abs(np.sinh(out.astype(np.float64))[ap].sum() - ft) / abs(ft))
-                ferr_in.append(abs(np.sinh(x.astype(np.float64))[ap].sum() - ft) / abs(ft))
+                xin = np.broadcast_to(x, t.shape)   # the input band against every band
+                ferr_in.append(abs(np.sinh(xin.astype(np.float64))[ap].sum() - ft) / abs(ft))
     if was_training:
         model.train()
     res = {"psnr_model": float(np.median(psnr_m)), "psnr_input": float(np.median(psnr_i))}
@@ -208,10 +219,13 @@ def _hf_ratio(model, dataset, *, target, n=8):
             x = dataset.x[i]
             ny, nx = (x.shape[0] // mult) * mult, (x.shape[1] // mult) * mult
             x = x[:ny, :nx]
-            t = dataset.y[target][i][:ny, :nx]
-            out = model(_to_t(x)[None, None])[0, 0].numpy()
+            t = dataset.y[target][i][..., :ny, :nx].reshape(-1, ny, nx)
+            out = model(_to_t(x)[None, None])[0].numpy()
             sig = dataset.sigma[i]
-            ratios.append(hf_power_ratio(asinh_unstretch(out, sig), asinh_unstretch(t, sig)))
+            # a several-band target: the mean ratio over its planes
+            ratios.append(np.mean([hf_power_ratio(asinh_unstretch(o, sig),
+                                                  asinh_unstretch(tt, sig))
+                                   for o, tt in zip(out, t)]))
     if was_training:
         model.train()
     return float(np.median(ratios)) if ratios else float("nan")
@@ -232,8 +246,10 @@ def _save_samples(path, model, dataset, *, target, n=4, size=128):
             s = min(size, (min(x.shape) // mult) * mult)
             y0, x0 = (x.shape[0] - s) // 2, (x.shape[1] - s) // 2
             xin = x[y0:y0 + s, x0:x0 + s]
-            t = dataset.y[target][r][y0:y0 + s, x0:x0 + s]
-            out = model(_to_t(xin)[None, None])[0, 0].numpy()
+            t = dataset.y[target][r][..., y0:y0 + s, x0:x0 + s]
+            out = model(_to_t(xin)[None, None])[0].numpy()
+            # several bands (colorize): the first plane, the bluest band
+            t, out = t.reshape(-1, s, s)[0], out[0]
             vmax = float(np.percentile(t, 99.5)) or 1.0
             for c, (img, title) in enumerate(((xin, "input"), (out, "output"), (t, target))):
                 axes[r, c].imshow(img, origin="lower", cmap="gray", vmin=-0.5, vmax=vmax)
@@ -550,7 +566,7 @@ def train_adversarial(data, out, *, kind="gan", recipe=None, init=None, minutes=
     >>> train_adversarial("shards", "run", kind="unet")
     Traceback (most recent call last):
     ...
-    ValueError: kind 'unet' is not adversarial; use one of gan, srgan
+    ValueError: kind 'unet' is not adversarial; use one of gan, srgan, colorize
     """
     if kind not in ADVERSARIAL_KINDS:
         raise ValueError(f"kind {kind!r} is not adversarial; use one of "
@@ -665,6 +681,53 @@ def train_srgan(data, out, **kwargs):
     return train_adversarial(data, out, kind="srgan", **kwargs)
 
 
+def train_colorize(data, out, **kwargs):
+    """Train the colorizer: one band in, several bands out (recipe ``"colorize"``).
+
+    `train_adversarial` with ``kind="colorize"``: a U-Net generator (initialised from the
+    shipped single-band ``unet``, its output layer repeated for every band) and a
+    conditional patch critic that sees the input band with the generated or true bands;
+    L1 in the stretched space plus a flux term and a small adversarial term, as the
+    Galaxy10 colorizer (pix2pix) did. ``data`` are shards simulated with the input band and
+    every output band (``astro-enhance simulate --bands g,r,z``), read with
+    `~astro_enhance.training.ColourShardDataset`.
+
+    Parameters
+    ----------
+    data, out
+        As in `train_gan`.
+    **kwargs
+        Keyword arguments of `train_adversarial` (``init``, ``recipe``, ``minutes``...).
+
+    Returns
+    -------
+    dict
+        As in `train_unet`.
+
+    Examples
+    --------
+    >>> import tempfile
+    >>> from pathlib import Path
+    >>> from astro_enhance.simulate import write_shards
+    >>> from astro_enhance.training import load_recipe
+    >>> tmp = Path(tempfile.mkdtemp())
+    >>> _ = write_shards(tmp / "shards", n=2, split="train", bands="g,r,z",
+    ...                  stamp_arcsec=16, shard_size=2)
+    >>> small = dict(steps=2, patch=32, batch_size=2, log_every=1, val_every=2, threads=1)
+    >>> u = load_recipe("unet", overrides=small)    # a tiny single-band U-Net to start from
+    >>> u["model"]["config"].update(width=8, depth=2)
+    >>> _ = train_unet(tmp / "shards", tmp / "unet", recipe=u, progress=False)
+    >>> r = load_recipe("colorize", overrides=dict(small, critic_pretrain=1))
+    >>> r["model"]["config"].update(width=8, depth=2)
+    >>> r["critic"]["config"].update(width=8, n_layers=2)
+    >>> res = train_colorize(tmp / "shards", tmp / "run", recipe=r, init=tmp / "unet",
+    ...                      progress=False)
+    >>> res["step"], "colour_err_median" in res["val"]
+    (2, True)
+    """
+    return train_adversarial(data, out, kind="colorize", **kwargs)
+
+
 def _load_init(model, init):
     """Load generator weights from a weights file, a run dir or a shipped name."""
     from safetensors.torch import load_file
@@ -687,8 +750,61 @@ def _load_init(model, init):
             state = load_file(str(p))
     else:
         state = load_file(str(p))
-    model.load_state_dict(state)
+    model.load_state_dict(_adapt_state(state, model))
     return str(p)
+
+
+def _adapt_state(state, model):
+    """Fit a single-band network's weights to a model with more output planes.
+
+    Tensors whose first (output-channel) axis is 1 where the model has C are repeated C
+    times (a colorize U-Net starts as the U-Net, every band a copy of the input band);
+    any other mismatch is left for ``load_state_dict`` to report.
+    """
+    own = model.state_dict()
+    out = {}
+    for k, v in state.items():
+        if k in own and v.shape != own[k].shape and v.ndim == own[k].ndim \
+                and v.shape[0] == 1 and v.shape[1:] == own[k].shape[1:]:
+            v = v.repeat(own[k].shape[0], *([1] * (v.ndim - 1)))
+        out[k] = v
+    return out
+
+
+def _colour_quick(model, dataset, *, target, n=16):
+    """Median |colour error| (mag, over the colours of consecutive bands and images) of the
+    model in the truth's 2 r50 aperture, and of the median-colour baseline (the input band
+    painted with the median colours of these images)."""
+    torch = _torch()
+    from ..metrics import aperture_colours, colour_error
+    from ..normalize import asinh_unstretch
+    bands = getattr(dataset, "bands", None)
+    if bands is None:
+        return {}
+    mult = getattr(model, "size_multiple", 8)
+    errs, truths = [], []
+    was_training = model.training
+    model.eval()
+    with torch.no_grad():
+        for i in range(min(n, len(dataset))):
+            x = dataset.x[i]
+            ny, nx = (x.shape[0] // mult) * mult, (x.shape[1] // mult) * mult
+            sig = dataset.sigma[i]
+            t = asinh_unstretch(dataset.y[target][i][:, :ny, :nx], sig)
+            o = asinh_unstretch(model(_to_t(x[:ny, :nx])[None, None])[0].numpy(), sig)
+            try:
+                errs.append(list(colour_error(o, t, bands).values()))
+                truths.append(list(aperture_colours(t, bands).values()))
+            except Exception:   # noqa: BLE001 - e.g. no flux in a band: skip the image
+                continue
+    if was_training:
+        model.train()
+    if not errs:
+        return {}
+    truths = np.asarray(truths)
+    base = np.abs(truths - np.nanmedian(truths, axis=0))
+    return {"colour_err_median": float(np.nanmedian(np.abs(errs))),
+            "colour_err_baseline": float(np.nanmedian(base))}
 
 
 def _train(data, out, *, kind, recipe, minutes, resume, val, threads, progress,
@@ -770,7 +886,7 @@ def _train(data, out, *, kind, recipe, minutes, resume, val, threads, progress,
         raise FileNotFoundError(f"--resume given but {ckpt_path} does not exist; start "
                                 f"without --resume")
     elif adversarial or init is not None:
-        default_init = {"gan": "unet", "srgan": "srresnet"}.get(kind)
+        default_init = {"gan": "unet", "srgan": "srresnet", "colorize": "unet"}.get(kind)
         recipe["init_weights"] = _load_init(model, init or recipe.get("init", default_init))
         if ema is not None:
             ema = _EMA(model, recipe["ema"])
@@ -788,10 +904,11 @@ def _train(data, out, *, kind, recipe, minutes, resume, val, threads, progress,
     if featw:
         fields.append("feature")
     log = _CSVLog(out / "loss_log.csv", fields, append=resume)
-    vlog = _CSVLog(out / "val_log.csv", ["step", "elapsed", "psnr_model", "psnr_input",
-                                         "psnr_gain", "flux_err_median", "flux_err_p90",
-                                         "flux_err_input_median", "hf_ratio",
-                                         "psnr_gain_truth"], append=resume)
+    vfields = ["step", "elapsed", "psnr_model", "psnr_input", "psnr_gain", "flux_err_median",
+               "flux_err_p90", "flux_err_input_median", "hf_ratio", "psnr_gain_truth"]
+    if kind == "colorize":
+        vfields += ["colour_err_median", "colour_err_baseline"]
+    vlog = _CSVLog(out / "val_log.csv", vfields, append=resume)
 
     total = int(recipe["steps"])
     budget = None if minutes is None else float(minutes) * 60.0
@@ -825,6 +942,8 @@ def _train(data, out, *, kind, recipe, minutes, resume, val, threads, progress,
 
     def validate():
         res = evaluate_quick(eval_model(), vds, target=target, n=16)
+        if kind == "colorize":
+            res.update(_colour_quick(eval_model(), vds, target=target, n=16))
         if adversarial:
             res["hf_ratio"] = _hf_ratio(eval_model(), vds, target=target, n=8)
             if "truth" in vds.y and target != "truth":
@@ -1066,7 +1185,8 @@ def export_weights(run_dir, dest, *, step=None, data_seeds=None, extra=None):
             "channels_in": int(cfg.get("in_channels", 1)),
             "channels_out": int(cfg.get("out_channels", 1)),
             "survey_pair": ["sdss", "decals"],
-            "bands": list(recipe.get("data", {}).get("bands") or ["g", "r", "i"]),
+            "bands": ([recipe["data"]["input_band"]] if recipe.get("data", {}).get("input_band")
+                      else list(recipe.get("data", {}).get("bands") or ["g", "r", "i"])),
             # a U-Net's receptive field is ~100 px: with 32 px of overlap tiled and untiled
             # outputs differed by 1e-2 of the stretched range next to bright stars, with 96
             # by 2e-5 (benchmarks/bench_enhancers.py, real SDSS frame)
@@ -1074,6 +1194,9 @@ def export_weights(run_dir, dest, *, step=None, data_seeds=None, extra=None):
             "overlap": int(recipe.get("overlap", 96)),
             "size_multiple": _size_multiple(recipe["model"]["architecture"], cfg),
             "description": recipe.get("description", "")}
+    if recipe.get("data", {}).get("input_band"):
+        # the bands of the output planes, in order (colorize)
+        info["extra"] = {"bands_out": list(recipe["data"].get("bands") or [])}
     meta = {"info": info, "description": recipe.get("description", ""), "recipe": recipe,
             "data": data, "training": training, "metrics": {}}
     meta.update(extra or {})
