@@ -251,6 +251,8 @@ def _enhance(data, method=None, *, target="decals", device="auto", remove_stars=
         history.append(f"{n} star(s) removed before enhancement (MASK extension).")
     if samples > 1:
         history.append(f"Mean of {samples} samples; STD extension holds their std.")
+    if getattr(enhancer, "steps", None) is not None:
+        history.append(f"Each sample drawn with {int(enhancer.steps)} diffusion steps.")
     if bands_out is not None:
         history.append(f"Planes 1-{len(bands_out)} are bands {', '.join(bands_out)} "
                        f"(BAND1...); AE_FLUXR and AE_CHI2 refer to the input band "
@@ -263,6 +265,8 @@ def _enhance(data, method=None, *, target="decals", device="auto", remove_stars=
     h["AE_FLUXR"] = (round(flux_ratio, 6) if np.isfinite(flux_ratio) else "nan",
                      "total flux ratio output/input")
     h["AE_NSAMP"] = (samples, "number of samples averaged")
+    if getattr(enhancer, "steps", None) is not None:   # diffusion enhancers (sr3)
+        h["AE_STEPS"] = (int(enhancer.steps), "diffusion sampling steps per sample")
     h["AE_DOMN"] = (len(domain_reasons), "domain warnings (see HISTORY)")
     if bands_out is not None:
         primary.data = out   # NAXIS3 follows the data

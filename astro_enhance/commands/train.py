@@ -4,16 +4,18 @@ Supervised kinds (``unet``, ``srresnet``, ``autoencoder``) train against the noi
 truth; adversarial kinds (``gan``, ``srgan``, ``colorize``) start their generator from a
 supervised run (``--init``) and train it with a conditional critic. ``colorize`` needs shards
 simulated with the input band and every output band (``simulate --bands g,r,z``).
+``sr3`` trains a conditional diffusion model on the residual of a frozen U-Net (``--init``,
+default the shipped ``unet``).
 """
 
 __all__ = ["NAME", "HELP", "MODELS", "add_arguments", "run"]
 
 NAME = "train"
-HELP = ("train a neural enhancer (unet, gan, srresnet, srgan, autoencoder, colorize) on "
+HELP = ("train a neural enhancer (unet, gan, srresnet, srgan, autoencoder, colorize, sr3) on "
         "simulated pairs; checkpoints and resumes")
 
 #: Models the command trains, in the order shown by ``--help``.
-MODELS = ("unet", "gan", "srresnet", "srgan", "autoencoder", "colorize")
+MODELS = ("unet", "gan", "srresnet", "srgan", "autoencoder", "colorize", "sr3")
 
 
 def add_arguments(parser):
@@ -40,7 +42,8 @@ def add_arguments(parser):
     parser.add_argument("--init", default=None,
                         help="initial weights (weights stem, .safetensors or run dir): the "
                              "generator of gan (default the shipped unet) or srgan (default "
-                             "the shipped srresnet); optional warm start for the others")
+                             "the shipped srresnet), the frozen U-Net inside sr3 (default "
+                             "the shipped unet); optional warm start for the others")
     parser.add_argument("--threads", type=int, default=None, help="torch CPU threads")
     parser.add_argument("--max-samples", type=int, default=None,
                         help="read at most this many training pairs")
@@ -66,7 +69,8 @@ def run(args):
         Exit code.
     """
     from ..training import export_weights, load_recipe
-    from ..training.loops import ADVERSARIAL_KINDS, train_adversarial, train_supervised
+    from ..training.loops import (ADVERSARIAL_KINDS, DIFFUSION_KINDS, train_adversarial,
+                                  train_sr3, train_supervised)
 
     if args.export_only:
         if not args.export:
@@ -79,7 +83,9 @@ def run(args):
     kw = dict(recipe=recipe, minutes=args.minutes, resume=args.resume, val=args.val,
               threads=args.threads, progress=not args.no_progress,
               max_samples=args.max_samples, max_steps=args.max_steps)
-    if args.model in ADVERSARIAL_KINDS:
+    if args.model in DIFFUSION_KINDS:
+        res = train_sr3(args.data, args.out, init=args.init, **kw)
+    elif args.model in ADVERSARIAL_KINDS:
         res = train_adversarial(args.data, args.out, kind=args.model, init=args.init, **kw)
     else:
         res = train_supervised(args.data, args.out, kind=args.model, init=args.init, **kw)

@@ -10,13 +10,14 @@ from .unet import UNet
 from .critic import PatchCritic
 from .srresnet import SRResNet
 from .autoencoder import SkipAutoencoder
+from .diffusion import SR3Denoiser
 
-__all__ = ["UNet", "PatchCritic", "SRResNet", "SkipAutoencoder", "build_model",
+__all__ = ["UNet", "PatchCritic", "SRResNet", "SkipAutoencoder", "SR3Denoiser", "build_model",
            "ARCHITECTURES", "register_architecture"]
 
 #: Architecture name -> class (called with ``**config``).
 ARCHITECTURES = {"unet": UNet, "patch_critic": PatchCritic, "srresnet": SRResNet,
-                 "skip_autoencoder": SkipAutoencoder}
+                 "skip_autoencoder": SkipAutoencoder, "sr3": SR3Denoiser}
 
 
 def register_architecture(name, cls, *, overwrite=False):

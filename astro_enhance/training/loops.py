@@ -5,7 +5,10 @@ One loop serves every network, chosen by ``kind``: the supervised kinds (`SUPERV
 truth; the adversarial kinds (`ADVERSARIAL_KINDS`: ``gan``, ``srgan``, ``colorize``) train a
 generator initialised from a supervised run together with a conditional patch critic
 (``colorize``: one band in, a (C, H, W) stack of bands out, `~.data.ColourShardDataset`). The network,
-losses and their weights come from the recipe.
+losses and their weights come from the recipe. The diffusion kind (`DIFFUSION_KINDS`: ``sr3``)
+trains an `~astro_enhance.models.SR3Denoiser` to predict ``v`` for the noisy residual
+``(truth - unet(input)) / residual_scale`` at a random noise level, with the shipped U-Net
+frozen inside it (see `train_sr3`).
 
 All loops run for a number of steps given by the recipe, or until a wall-clock budget
 (``minutes``) is spent, whichever comes first; in both cases they write a checkpoint and
@@ -35,12 +38,16 @@ import numpy as np
 
 __all__ = ["train_unet", "train_gan", "train_srresnet", "train_autoencoder", "train_srgan",
            "train_colorize", "train_supervised", "train_adversarial", "export_weights", "evaluate_quick",
-           "AdaptiveSwitcher", "SUPERVISED_KINDS", "ADVERSARIAL_KINDS"]
+           "AdaptiveSwitcher", "SUPERVISED_KINDS", "ADVERSARIAL_KINDS", "DIFFUSION_KINDS",
+           "train_sr3"]
 
 #: Kinds trained by the supervised loop (their default recipe has the same name).
 SUPERVISED_KINDS = ("unet", "srresnet", "autoencoder")
 #: Kinds trained by the adversarial loop (generator + conditional critic).
 ADVERSARIAL_KINDS = ("gan", "srgan", "colorize")
+#: Kinds trained as conditional diffusion models (`~astro_enhance.models.SR3Denoiser`): the
+#: network learns to denoise the residual ``target - unet(input)`` at a random noise level.
+DIFFUSION_KINDS = ("sr3",)
 
 
 def _torch():
@@ -279,6 +286,9 @@ class _EMA:
         d = min(self.decay, (1.0 + self.n) / (10.0 + self.n))
         with torch.no_grad():
             for pe, p in zip(self.model.parameters(), model.parameters()):
+                if not p.requires_grad:     # frozen (the U-Net inside sr3): copied exactly
+                    pe.copy_(p)
+                    continue
                 pe.mul_(d).add_(p.detach(), alpha=1 - d)
             for be, b in zip(self.model.buffers(), model.buffers()):
                 be.copy_(b)
@@ -754,6 +764,98 @@ def _load_init(model, init):
     return str(p)
 
 
+def train_sr3(data, out, *, recipe=None, init=None, minutes=None, resume=False, val=None,
+              threads=None, progress=True, max_samples=None, max_steps=None):
+    """Train the SR3-style conditional diffusion model (recipe ``"sr3"``).
+
+    The recipe's `~astro_enhance.models.SR3Denoiser` holds a conditioning U-Net, loaded from
+    ``init`` (default the recipe's ``init``: ``"unet"`` = the shipped U-Net weights) and
+    frozen. Its output on every whole training image is computed once; each step then cuts
+    patches of the input, the U-Net output and the noiseless truth, draws a noise level
+    piecewise uniformly over the schedule and minimises the mean squared error of the ``v``
+    prediction (`~astro_enhance.models.SR3Denoiser.loss`), with an EMA of the weights.
+    Quick validation draws one sample with ``val_steps`` steps (default 10): PSNR gain over
+    the input against the truth, flux error, and ``hf_ratio`` against the DECaLS-like image
+    when the validation data have it.
+
+    Parameters
+    ----------
+    data, out, recipe, minutes, resume, val, threads, progress, max_samples, max_steps
+        As in `train_unet` (default recipe ``"sr3"``).
+    init : str or path-like, optional
+        Weights of the conditioning U-Net (weights path, run directory or shipped name).
+
+    Returns
+    -------
+    dict
+        As in `train_unet`.
+
+    Examples
+    --------
+    >>> import tempfile
+    >>> import numpy as np
+    >>> from pathlib import Path
+    >>> from astro_enhance.training import load_recipe, synthetic_shard, train_unet
+    >>> tmp = Path(tempfile.mkdtemp())
+    >>> _ = synthetic_shard(tmp / "shards", n=2, size=32, rng=np.random.default_rng(0))
+    >>> small = dict(steps=2, patch=32, batch_size=2, log_every=1, val_every=2, threads=1)
+    >>> u = load_recipe("unet", overrides=small)
+    >>> u["model"]["config"].update(width=8, depth=2)
+    >>> _ = train_unet(tmp / "shards", tmp / "unet", recipe=u, progress=False)
+    >>> r = load_recipe("sr3", overrides=dict(small, val_steps=2))
+    >>> r["model"]["config"].update(width=8, depth=2, unet=u["model"]["config"])
+    >>> res = train_sr3(tmp / "shards", tmp / "sr3", recipe=r, init=tmp / "unet",
+    ...                 progress=False)
+    >>> res["step"], res["finished"], "psnr_gain" in res["val"]
+    (2, True, True)
+    """
+    if recipe is None or isinstance(recipe, (str, Path)):
+        from .recipes import load_recipe
+        recipe = load_recipe(recipe or "sr3")
+    recipe = dict(recipe)
+    if init is not None:
+        recipe["init"] = str(init)
+    return _train(data, out, kind="sr3", recipe=recipe, minutes=minutes, resume=resume,
+                  val=val, threads=threads, progress=progress, max_samples=max_samples,
+                  max_steps=max_steps)
+
+
+def _load_cond_unet(model, init):
+    """Load the frozen conditioning U-Net of a diffusion model (`SR3Denoiser.cond_net`)."""
+    if getattr(model, "cond_net", None) is None:
+        return None
+    return _load_init(model.cond_net, init)
+
+
+def _add_unet_base(model, dataset, batch=4):
+    """Store the frozen U-Net's output on every whole image as ``dataset.y["unet_base"]``.
+
+    Computed once on the whole (reflection-padded) images, as at inference, so that patches
+    are cut from it like from the targets.
+    """
+    torch = _torch()
+    if "unet_base" in dataset.y:
+        return
+    mult = model.size_multiple
+    outs = [None] * len(dataset)
+    shapes = {}
+    for i, x in enumerate(dataset.x):
+        shapes.setdefault(x.shape, []).append(i)
+    with torch.no_grad():
+        for shape, idx in shapes.items():
+            ny, nx = shape
+            py, px = (-ny) % mult, (-nx) % mult
+            for j in range(0, len(idx), batch):
+                ii = idx[j:j + batch]
+                xb = _to_t(np.stack([dataset.x[i] for i in ii]))[:, None]
+                if py or px:
+                    xb = torch.nn.functional.pad(xb, (0, px, 0, py), mode="reflect")
+                yb = model.base(xb)[:, 0, :ny, :nx].numpy()
+                for k, i in enumerate(ii):
+                    outs[i] = np.ascontiguousarray(yb[k], dtype=np.float32)
+    dataset.y["unet_base"] = outs
+
+
 def _adapt_state(state, model):
     """Fit a single-band network's weights to a model with more output planes.
 
@@ -820,10 +922,11 @@ def _train(data, out, *, kind, recipe, minutes, resume, val, threads, progress,
     recipe = dict(recipe)
     seed = int(recipe.get("seed", 0))
     dcfg = recipe.get("data", {})
-    if kind not in SUPERVISED_KINDS + ADVERSARIAL_KINDS:
-        raise ValueError(f"unknown training kind {kind!r}; use one of "
-                         f"{', '.join(SUPERVISED_KINDS + ADVERSARIAL_KINDS)}")
+    all_kinds = SUPERVISED_KINDS + ADVERSARIAL_KINDS + DIFFUSION_KINDS
+    if kind not in all_kinds:
+        raise ValueError(f"unknown training kind {kind!r}; use one of {', '.join(all_kinds)}")
     adversarial = kind in ADVERSARIAL_KINDS
+    diffusion = kind in DIFFUSION_KINDS
     target = dcfg.get("target", "decals" if adversarial else "truth")
     flux_target = dcfg.get("flux_target", target)
     # the content (pixel) term of the GAN may use another target than the critic's "real"
@@ -840,7 +943,10 @@ def _train(data, out, *, kind, recipe, minutes, resume, val, threads, progress,
         feature_target = feature_target if feature_target in data.y else target
     targets = sorted({target, flux_target, content_target, feature_target})
     ds = _load_dataset(data, recipe, targets, max_samples=max_samples)
-    vds = _load_dataset(val, recipe, targets) if val is not None else ds
+    vtargets = targets
+    if diffusion and "decals" not in targets:
+        vtargets = targets + ["decals"]   # hf_ratio of a sample against the DECaLS-like image
+    vds = _load_dataset(val, recipe, vtargets) if val is not None else ds
     # the run directory (and its recipe.json) only once the data are known to be there
     out = _setup(out, recipe, threads, seed)
     rng = np.random.default_rng(seed)
@@ -850,8 +956,13 @@ def _train(data, out, *, kind, recipe, minutes, resume, val, threads, progress,
 
     mcfg = recipe["model"]
     model = build_model(mcfg["architecture"], mcfg.get("config", {}))
+    if diffusion and not resume:
+        recipe["cond_weights"] = _load_cond_unet(model, recipe.get("init", "unet"))
+        (out / "recipe.json").write_text(json.dumps(recipe, indent=2))
     model.train()
-    opt = torch.optim.AdamW(model.parameters(), lr=float(recipe["lr"]),
+    # a diffusion model's conditioning U-Net is frozen (requires_grad False): not optimised
+    opt = torch.optim.AdamW([p for p in model.parameters() if p.requires_grad],
+                            lr=float(recipe["lr"]),
                             betas=tuple(recipe.get("betas", (0.9, 0.99))),
                             weight_decay=float(recipe.get("weight_decay", 0.0)))
     critic = copt = switcher = None
@@ -885,7 +996,7 @@ def _train(data, out, *, kind, recipe, minutes, resume, val, threads, progress,
     elif resume:
         raise FileNotFoundError(f"--resume given but {ckpt_path} does not exist; start "
                                 f"without --resume")
-    elif adversarial or init is not None:
+    elif (adversarial or init is not None) and not diffusion:
         default_init = {"gan": "unet", "srgan": "srresnet", "colorize": "unet"}.get(kind)
         recipe["init_weights"] = _load_init(model, init or recipe.get("init", default_init))
         if ema is not None:
@@ -941,11 +1052,12 @@ def _train(data, out, *, kind, recipe, minutes, resume, val, threads, progress,
             _save_safetensors(critic.state_dict(), out / "critic.safetensors")
 
     def validate():
-        res = evaluate_quick(eval_model(), vds, target=target, n=16)
+        res = evaluate_quick(shown_model(), vds, target=target, n=16)
         if kind == "colorize":
             res.update(_colour_quick(eval_model(), vds, target=target, n=16))
-        if adversarial:
-            res["hf_ratio"] = _hf_ratio(eval_model(), vds, target=target, n=8)
+        if adversarial or (diffusion and "decals" in vds.y):
+            res["hf_ratio"] = _hf_ratio(shown_model(), vds,
+                                        target="decals" if diffusion else target, n=8)
             if "truth" in vds.y and target != "truth":
                 rt = evaluate_quick(eval_model(), vds, target="truth", n=16)
                 res["psnr_gain_truth"] = rt["psnr_gain"]
@@ -958,6 +1070,19 @@ def _train(data, out, *, kind, recipe, minutes, resume, val, threads, progress,
         (snap / f"step_{step:06d}.json").write_text(json.dumps(res, indent=1))
         return res
 
+    if diffusion:
+        # the frozen U-Net's output on every whole image, once (patches are cut from it)
+        _add_unet_base(model, ds)
+        dif_steps = int(recipe.get("val_steps", 10))
+        dgen = torch.Generator().manual_seed(seed + 1 + step)
+
+    def shown_model():
+        """The network seen as image -> image: one seeded sample for a diffusion model."""
+        if diffusion:
+            from ..models.diffusion import DiffusionSampler
+            return DiffusionSampler(eval_model(), steps=dif_steps)
+        return eval_model()
+
     last_val = best
     try:
         while step < stop_step:
@@ -966,13 +1091,21 @@ def _train(data, out, *, kind, recipe, minutes, resume, val, threads, progress,
             for g in opt.param_groups:
                 g["lr"] = _lr_at(step, recipe, float(recipe["lr"]))
             b = ds.sample(int(recipe["batch_size"]), int(recipe["patch"]), rng,
-                          targets=targets, center_frac=float(recipe.get("center_frac", 0.0)))
+                          targets=targets + ["unet_base"] if diffusion else targets,
+                          center_frac=float(recipe.get("center_frac", 0.0)))
             x = _to_t(b["input"])
             t = _to_t(b[target])
             tf = _to_t(b[flux_target])
             tc = t if content_target == target else _to_t(b[content_target])
             row = {"step": step + 1, "lr": opt.param_groups[0]["lr"]}
-            if not adversarial:
+            if diffusion:
+                loss = model.loss(x, t, base=_to_t(b["unet_base"]), generator=dgen)
+                opt.zero_grad(set_to_none=True)
+                loss.backward()
+                torch.nn.utils.clip_grad_norm_(model.parameters(), float(recipe["grad_clip"]))
+                opt.step()
+                row.update(loss=loss.item(), pixel=loss.item(), flux=0.0)
+            elif not adversarial:
                 pred = model(x)
                 lp = pixel_loss(pred, t, kind=pl_kind)
                 lf = flux_loss(pred, tf, pool=fpool) if fw else torch.zeros(())
@@ -1059,7 +1192,7 @@ def _train(data, out, *, kind, recipe, minutes, resume, val, threads, progress,
             if step % int(recipe.get("val_every", 500)) == 0:
                 last_val = validate()
             if step % int(recipe.get("sample_every", 500)) == 0:
-                _save_samples(out / "samples" / f"step_{step:06d}.png", eval_model(), vds,
+                _save_samples(out / "samples" / f"step_{step:06d}.png", shown_model(), vds,
                               target=target)
             if step % int(recipe.get("checkpoint_every", 200)) == 0:
                 checkpoint(last_val)
@@ -1162,6 +1295,10 @@ def export_weights(run_dir, dest, *, step=None, data_seeds=None, extra=None):
         state = load_file(str(snap.with_suffix(".safetensors")))
         val = json.loads(snap.with_suffix(".json").read_text())
         n_steps, minutes = int(step), float(val.get("elapsed", 0.0)) / 60.0
+    if ck.get("kind") in DIFFUSION_KINDS:
+        # the frozen U-Net exactly as trained (the EMA of runs before the frozen-parameter
+        # copy averaged it with itself, which changes float32 values in the last bits)
+        state.update({k: v for k, v in ck["model"].items() if k.startswith("cond_net.")})
     loss_log = [r for r in _read_loss_log(run_dir / "loss_log.csv", max_points=10 ** 9)
                 if r[0] <= n_steps]
     if len(loss_log) > 200:
@@ -1199,6 +1336,12 @@ def export_weights(run_dir, dest, *, step=None, data_seeds=None, extra=None):
         info["extra"] = {"bands_out": list(recipe["data"].get("bands") or [])}
     meta = {"info": info, "description": recipe.get("description", ""), "recipe": recipe,
             "data": data, "training": training, "metrics": {}}
+    if ck.get("kind") in DIFFUSION_KINDS:
+        # sampled by DiffusionEnhancer; its defaults travel in info["extra"]
+        info["kind"] = "diffusion"
+        info["extra"] = {k: recipe[k] for k in ("default_steps", "decals_noise_ratio")
+                         if k in recipe}
+        meta["enhancer_class"] = "astro_enhance.enhancers.diffusion.DiffusionEnhancer"
     meta.update(extra or {})
     save_weights(state, dest, architecture=recipe["model"]["architecture"],
                  config=recipe["model"].get("config", {}), **meta)
