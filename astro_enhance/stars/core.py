@@ -39,6 +39,22 @@ BRIGHT_PEAK_SNR = 1000.0
 #: the core's symmetric light for it to be a star beside the core.
 SYM_MIN_SCORE = 0.9
 
+#: A star on or beside the protected core, fitted in the light's asymmetry about the
+#: galaxy's centre of symmetry, is kept when its flux is at least this many errors (and the
+#: fit's chi-square gain at least its square) ...
+CORE_STAR_SNR = 20.0
+#: ... and it lies at least this many FWHM from the centre (closer in, a star and a
+#: slightly off-centre core make the same asymmetry).
+CORE_STAR_MIN_OFFSET = 0.35
+#: ... and it explains at least this fraction of the asymmetry's chi-square above the noise
+#: (an imperfectly subtracted bright neighbour, arms or knots leave asymmetries that one
+#: point source does not explain).
+CORE_STAR_EXPLAINED = 0.6
+#: Candidates within this many FWHM of the centre are where such a star is looked for (and
+#: anywhere within that distance when no candidate is there); farther ones are either fitted
+#: with it (sharp point sources) or left out.
+CORE_STAR_SEARCH = 3.5
+
 _RGB_SUFFIXES = (".png", ".jpg", ".jpeg", ".tif", ".tiff", ".bmp")
 
 
@@ -1025,6 +1041,43 @@ def remove_stars(image, *, bands=None, psf=None, fwhm=None, threshold=5.0, metho
                 peak_snr = phot[0]["peak"] / rmss[0][iy, ix]
             sym_flux = (cand_j, f0, sym_score)
 
+    # -- a star on or beside the core, from the light's asymmetry -----------------------
+    # A star within about one FWHM of the core makes one peak with it (taken for the core,
+    # or for an extended knot); the image minus its copy rotated about the centre of
+    # symmetry holds the star alone, whatever the galaxy's profile (`fit_offcentre_star`).
+    asym_star = np.zeros(n, bool)
+    asym_info = {}
+    protect_centres = []
+    if core_xy is not None and footprint.any() and c_ref is not None and n:
+        cx, cy, csat, phot, arrays, asym_star, asym_info, c_fit = _core_star(
+            sub, bad, rmss, psfs, cx, cy, csat, phot, c_ref, on_gal,
+            sym_star | (sym_dup > 0),
+            dict(snr=snr, peak_snr=peak_snr, scores=scores, best_scale=best_scale,
+                 best_score=best_score, score1=score1, pointlike=pointlike, is_core=is_core,
+                 not_core=not_core, on_gal=on_gal, sym_star=sym_star, sym_dup=sym_dup),
+            footprint, fwhm0)
+        if c_fit is not None:
+            protect_centres.append(c_fit)
+        if cx.size != n:
+            n = cx.size
+            ix = np.clip(np.round(cx).astype(int), 0, nx - 1)
+            iy = np.clip(np.round(cy).astype(int), 0, ny - 1)
+        snr, peak_snr = arrays["snr"], arrays["peak_snr"]
+        scores, best_scale, best_score = arrays["scores"], arrays["best_scale"], \
+            arrays["best_score"]
+        score1, pointlike, is_core = arrays["score1"], arrays["pointlike"], arrays["is_core"]
+        not_core, on_gal = arrays["not_core"], arrays["on_gal"]
+        sym_star, sym_dup = arrays["sym_star"], arrays["sym_dup"]
+        flux = phot[0]["flux"]
+        ferr = phot[0]["flux_err"]
+        if c_fit is not None:
+            # with the star accounted for, the candidate at the centre of symmetry is the core
+            d_cf = np.where(asym_star | csat, np.inf, np.hypot(cx - c_fit[0], cy - c_fit[1]))
+            j_c = int(np.argmin(d_cf))
+            if d_cf[j_c] < max(1.2, 0.4 * fwhm0):
+                is_core[j_c] = True
+                not_core[j_c] = False
+
     # -- colours ------------------------------------------------------------------------------
     order = _wavelength_order([b.name for b in blist])
     colour = np.full((n, max(nb - 1, 1)), np.nan)
@@ -1087,6 +1140,35 @@ def remove_stars(image, *, bands=None, psf=None, fwhm=None, threshold=5.0, metho
         decision = decision.astype(str)
         reason = reason.astype(str)
 
+    if asym_star.any():
+        decision = decision.astype(object)
+        reason = reason.astype(object)
+        rules = _decide.DecisionRules()
+        for j, info in asym_info.items():
+            if decision[j] == "star":
+                continue
+            if locus is not None and np.isfinite(locus[j]):
+                err = float(locus_err[j]) if np.isfinite(locus_err[j]) else 1.0
+                tol = max(rules.colour_sigma * math.hypot(err, 0.1), rules.colour_floor)
+                if locus[j] > tol:
+                    reason[j] = (f"{reason[j]}; a point source {info['offset']:.1f} px from the "
+                                 f"centre, but its colours are {locus[j]:.2f} mag off the "
+                                 "stellar locus")
+                    continue
+            # (no knot holds that much of the galaxy's light, whatever its colour)
+            if knot_dist is not None and np.isfinite(knot_dist[j]) and \
+                    knot_dist[j] < rules.knot_sigma and gal_frac[j] < rules.knot_max_fraction:
+                reason[j] = (f"{reason[j]}; a point source {info['offset']:.1f} px from the "
+                             "centre, but with the colours of the galaxy's knots "
+                             f"({knot_dist[j]:.1f} sigma)")
+                continue
+            decision[j] = "star"
+            reason[j] = (f"point source {info['offset']:.1f} px from the galaxy's centre of "
+                         f"symmetry, fitted in the light's asymmetry (flux "
+                         f"{info['flux']:.3g} +- {info['flux_err']:.2g})")
+        decision = decision.astype(str)
+        reason = reason.astype(str)
+
     # -- removal ----------------------------------------------------------------------------
     is_star = decision == "star"
     removal = np.array([""] * n, dtype=object)
@@ -1096,6 +1178,8 @@ def remove_stars(image, *, bands=None, psf=None, fwhm=None, threshold=5.0, metho
         to_inpaint = is_star.copy()
     else:
         to_inpaint = is_star & (csat | (peak_snr >= BRIGHT_PEAK_SNR))
+        # a star fitted on the core is subtracted: a mask there would take the core too
+        to_inpaint &= ~(asym_star & ~csat)
     removal[is_star] = "subtract"
     removal[to_inpaint] = "inpaint"
     mask_radius = np.zeros(n)
@@ -1148,6 +1232,9 @@ def remove_stars(image, *, bands=None, psf=None, fwhm=None, threshold=5.0, metho
                 if no_centre is not None and no_centre[iy[j], ix[j]]:
                     continue
                 inpainted &= (xx - cx[j]) ** 2 + (yy - cy[j]) ** 2 > (1.5 * fwhm0) ** 2
+            for pc in protect_centres:
+                if no_centre is None or not no_centre[int(round(pc[1])), int(round(pc[0]))]:
+                    inpainted &= (xx - pc[0]) ** 2 + (yy - pc[1]) ** 2 > (1.5 * fwhm0) ** 2
     # saturated pixels of any band belong to stars (bleed trails between stars)
     if method != "subtract" and is_star.any() and sat_any.any():
         from scipy import ndimage
@@ -1229,6 +1316,118 @@ def remove_stars(image, *, bands=None, psf=None, fwhm=None, threshold=5.0, metho
                              wcs=ref.wcs, header=None if ref.header is None else
                              ref.header.copy(), unit=ref.unit, footprint=footprint,
                              layout=layout)
+
+
+def _core_star(sub, bad, rmss, psfs, cx, cy, csat, phot, c, on_gal, taken, arrays,
+               footprint, fwhm, *, max_stars=2):
+    """Stars on or beside the protected core, fitted in the light's asymmetry about the
+    centre of symmetry ``c`` (`fit_offcentre_star`), one at a time (each one found is fitted
+    with the next); the candidate at each (or a new one) gets its position and per-band
+    fluxes. Returns the updated candidates and arrays, the candidates found this way
+    (bool), their fit results and the fitted centre (None when no star was found)."""
+    from .deblend import fit_offcentre_star, offcentre_flux
+
+    n = cx.size
+    nb = len(sub)
+    shape = sub[0].shape
+    ny, nx = shape
+    R = max(3.5 * fwhm, 6.0)
+    d_c = np.hypot(cx - c[0], cy - c[1])
+    if (csat & (d_c <= R + 6 * fwhm)).any():
+        # a saturated star's halo breaks the symmetry
+        return cx, cy, csat, phot, arrays, np.zeros(n, bool), {}, None
+    a = arrays
+    f0 = np.asarray(phot[0]["flux"], float)
+    # sources fitted together with the new star (fluxes free): stars found already, and
+    # sharp point sources away from the core; the others near the core are where the new
+    # star is looked for first; the rest are left out (with their mirror images)
+    sharp = a["pointlike"] & (a["score1"] >= 0.9) & (d_c > 2 * fwhm)
+    is_known = (d_c <= R + 3 * fwhm) & (f0 > 0) & (taken | sharp)
+    targets = np.nonzero((d_c <= CORE_STAR_SEARCH * fwhm) & ~is_known & on_gal)[0]
+    yy, xx = np.mgrid[0:ny, 0:nx]
+    box = (np.abs(xx - c[0]) <= R + 4) & (np.abs(yy - c[1]) <= R + 4)
+    excl = np.zeros(shape, bool)
+    for j in np.nonzero((d_c <= R + 3 * fwhm) & (d_c > 1.5 * fwhm) & ~is_known)[0]:
+        if j not in targets:
+            excl |= box & ((xx - cx[j]) ** 2 + (yy - cy[j]) ** 2 <= (1.2 * fwhm) ** 2)
+    known = [(float(cx[j]), float(cy[j])) for j in np.nonzero(is_known)[0]]
+    found = {}
+    c_fit = None
+    star = np.zeros(n, bool)
+    shift = 1.5
+    for _ in range(max_stars):
+        free = [j for j in targets if j not in found]
+        fit = fit_offcentre_star(sub[0], c, psfs[0], rms=rmss[0], bad=bad[0], exclude=excl,
+                                 starts=[(cx[j], cy[j]) for j in free], known=known, radius=R,
+                                 max_centre_shift=shift)
+        if fit is None:
+            break
+        d_s = math.hypot(fit["x"] - fit["cx"], fit["y"] - fit["cy"])
+        ok = (fit["flux"] > 0 and fit["flux"] >= CORE_STAR_SNR * fit["flux_err"]
+              and fit["dchi2"] >= CORE_STAR_SNR ** 2 and fit["dchi2_wide"] > 0
+              and CORE_STAR_MIN_OFFSET * fwhm <= d_s <= R
+              # the star explains most of the asymmetry (above the noise) about the centre
+              and fit["dchi2"] >= CORE_STAR_EXPLAINED * (fit["chi2_0"] - fit["n_pix"]))
+        if not ok:
+            break
+        # the candidate at the star (not a known source), or a new one
+        d_s_all = np.hypot(cx - fit["x"], cy - fit["y"])
+        tol = max(1.5, 0.75 * fwhm)
+        if d_s_all.size and d_s_all.min() <= tol and (
+                is_known[int(np.argmin(d_s_all))] if int(np.argmin(d_s_all)) < is_known.size
+                else True):
+            break  # a source fitted already
+        j = int(np.argmin(d_s_all)) if d_s_all.size else -1
+        if j < 0 or d_s_all[j] > tol:
+            j = cx.size
+            cx = np.append(cx, fit["x"])
+            cy = np.append(cy, fit["y"])
+            csat = np.append(csat, False)
+            star = np.append(star, False)
+            phot = [dict((key, np.append(np.asarray(v, dtype=float), np.nan))
+                         for key, v in p.items()) for p in phot]
+            a["snr"] = np.append(a["snr"], 0.0)
+            a["peak_snr"] = np.append(a["peak_snr"], 0.0)
+            a["scores"] = np.vstack([a["scores"], np.full((1, a["scores"].shape[1]), np.nan)])
+            a["best_scale"] = np.append(a["best_scale"], np.nan)
+            a["best_score"] = np.append(a["best_score"], np.nan)
+            a["score1"] = np.append(a["score1"], np.nan)
+            for key in ("pointlike", "is_core", "not_core", "sym_star"):
+                a[key] = np.append(a[key], False)
+            iyf = int(np.clip(round(fit["y"]), 0, ny - 1))
+            ixf = int(np.clip(round(fit["x"]), 0, nx - 1))
+            a["on_gal"] = np.append(a["on_gal"], bool(footprint[iyf, ixf]))
+            a["sym_dup"] = np.append(a["sym_dup"], 0)
+        cx = cx.copy()
+        cy = cy.copy()
+        cx[j], cy[j] = fit["x"], fit["y"]
+        c_fit = (fit["cx"], fit["cy"])
+        snr2 = 0.0
+        for k in range(nb):
+            if k == 0:
+                fk, ek = fit["flux"], fit["flux_err"]
+            else:
+                fk, ek = offcentre_flux(sub[k], c_fit, (fit["x"], fit["y"]), psfs[k],
+                                        rms=rmss[k], bad=bad[k], exclude=excl,
+                                        known=[q[:2] for q in fit["known"]], radius=R)
+            phot[k]["flux"][j] = fk
+            phot[k]["flux_err"][j] = ek
+            phot[k]["peak"][j] = fk * psfs[k].evaluate(np.zeros(1), np.zeros(1))[0]
+            if np.isfinite(fk) and fk > 0 and ek > 0:
+                snr2 += (fk / ek) ** 2
+        a["snr"][j] = math.sqrt(snr2)
+        iyj = int(np.clip(round(cy[j]), 0, ny - 1))
+        ixj = int(np.clip(round(cx[j]), 0, nx - 1))
+        a["peak_snr"][j] = phot[0]["peak"][j] / rmss[0][iyj, ixj]
+        a["is_core"][j] = False
+        a["not_core"][j] = True
+        star[j] = True
+        found[j] = dict(fit, offset=d_s)
+        known.append((fit["x"], fit["y"]))
+        # the next one is fitted about this star's fitted centre, which it may barely move
+        c = c_fit
+        shift = max(0.5, 0.2 * fwhm)
+    return cx, cy, csat, phot, a, star, found, c_fit
 
 
 def _photometry(images, bad, rmss, psfs, cx, cy):
