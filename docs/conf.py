@@ -125,7 +125,8 @@ def _write_enhancer_table():
         "unet": "faint structure and photometry: the default; smooth (no noise texture)",
         "gan": "DECaLS-like texture (noise grain) at the cost of PSNR; provisional",
         "srresnet": "a smaller, shallower alternative to unet (same-grid SRResNet)",
-        "srgan": "SRResNet trained adversarially with a critic feature loss",
+        "srgan": "DECaLS-like grain from the SRResNet (adversarial, critic feature loss); "
+                 "not for measurements",
         "autoencoder": "a fast alternative to unet (skip-connection autoencoder)",
         "sdss-input": "reference row: the input itself",
         "decals-like": "reference row: a real-noise DECaLS-like image of the same scene",
