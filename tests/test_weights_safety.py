@@ -99,9 +99,15 @@ def _unshipped_neural_names():
 
 @pytest.fixture
 def fake_plugins(tmp_path, monkeypatch):
+    # An installation without shipped weights (every neural enhancer now ships its own):
+    # the reserved names are then free for a plugin to try to take.
+    import astro_enhance.weights as weights_mod
+
+    empty = tmp_path / "no_shipped_weights"
+    empty.mkdir()
+    monkeypatch.setattr(weights_mod, "weights_dir", lambda: empty)
     names = _unshipped_neural_names()
-    if len(names) < 2:  # pragma: no cover - every neural enhancer ships
-        pytest.skip("every built-in neural enhancer ships its weights: no name to take")
+    assert len(names) >= 2
     (tmp_path / "ae_test_hijack.py").write_text(PLUGIN.replace("{name}", names[1]))
     monkeypatch.syspath_prepend(str(tmp_path))
     monkeypatch.delitem(sys.modules, "ae_test_hijack", raising=False)
