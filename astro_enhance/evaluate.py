@@ -270,7 +270,10 @@ def evaluate(methods, *, n=200, split="bench", bands=("r",), start=None, shards=
 
     parsed = parse_methods(methods)
     for _, name, opts in parsed:
-        get_enhancer(name, device=device, **opts)  # unknown names fail before any work
+        enh = get_enhancer(name, device=device, **opts)  # unknown names fail before any work
+        if enh.info.channels_out != 1:
+            raise InputError(f"{name} writes {enh.info.channels_out} bands; evaluate it with "
+                             f"evaluate_colour (astro-enhance evaluate --colour)")
     bands = _check_bands(bands)
     seeds = check_seeds(split, start=start, n=n)
     scenes = (_scenes_from_shards(shards, split, seeds, bands) if shards is not None
@@ -386,7 +389,12 @@ def evaluate_colour(methods=("colorize",), *, n=200, split="bench", start=None,
     parsed = parse_methods(list(methods)) if len(methods) else []
     painted = parse_methods(list(paint)) if len(paint) else []
     for _, name, opts in parsed + painted:
-        get_enhancer(name, device=device, **opts)  # unknown names fail before any work
+        enh = get_enhancer(name, device=device, **opts)  # unknown names fail before any work
+        want = len(_check_bands(bands)) if (name, opts) in [(n_, o_) for _, n_, o_ in parsed] \
+            else 1
+        if enh.info.channels_out != want:
+            raise InputError(f"{name} writes {enh.info.channels_out} band(s); "
+                             f"{'methods' if want > 1 else 'paint'} needs {want}")
     bands = _check_bands(bands)
     if input_band not in bands:
         raise InputError(f"input band {input_band!r} must be one of the output bands {bands}")

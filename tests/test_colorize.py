@@ -191,3 +191,17 @@ def test_evaluate_colour_baselines():
     assert np.nanmedian(np.asarray(a["g-r_error"])) == pytest.approx(0.0, abs=1e-6)
     s = summarize(t)
     assert "abs_g-r_error_median" in s.colnames and "psnr_z_median" in s.colnames
+
+
+def test_evaluate_refuses_the_wrong_number_of_bands():
+    from astro_enhance.enhancers import list_enhancers
+    from astro_enhance.evaluate import evaluate, evaluate_colour
+
+    if "colorize" not in set(list_enhancers()["name"]):
+        pytest.skip("the colorize weights are not installed")
+    with pytest.raises(InputError, match="evaluate --colour"):
+        evaluate(["colorize"], n=1, stamp_arcsec=16, keep_examples=0)
+    with pytest.raises(InputError, match="paint needs 1"):
+        evaluate_colour([], n=1, paint=("colorize",), stamp_arcsec=16, keep_examples=0)
+    with pytest.raises(InputError, match="methods needs 3"):
+        evaluate_colour(["bicubic"], n=1, paint=(), stamp_arcsec=16, keep_examples=0)
