@@ -28,7 +28,7 @@ from .torch_enhancer import TorchEnhancer
 __all__ = ["DiffusionEnhancer", "DEFAULT_STEPS", "POST_FILTER_DEFAULTS"]
 
 #: Sampling steps when neither the caller nor the weights' sidecar give a number.
-DEFAULT_STEPS = 50
+DEFAULT_STEPS = 25
 
 #: Bilateral post-filter of ``post_filter=True``, applied to each sample in the stretched
 #: space: ``sigma_color`` in stretched units (the residual the diffusion adds is of order
