@@ -1360,6 +1360,13 @@ def _core_star(sub, bad, rmss, psfs, cx, cy, csat, phot, c, on_gal, taken, array
         fit = fit_offcentre_star(sub[0], c, psfs[0], rms=rmss[0], bad=bad[0], exclude=excl,
                                  starts=[(cx[j], cy[j]) for j in free], known=known, radius=R,
                                  max_centre_shift=shift)
+        if fit is not None and max(abs(fit["cx"] - c[0]), abs(fit["cy"] - c[1])) >= 0.95 * shift:
+            # the centre ran into its bound: the centre of symmetry of the outer light is off
+            # (a structured or faint galaxy); refit with the centre twice as free, so that a
+            # core seen from a wrong centre is not taken for a star beside it
+            fit = fit_offcentre_star(sub[0], c, psfs[0], rms=rmss[0], bad=bad[0], exclude=excl,
+                                     starts=[(cx[j], cy[j]) for j in free], known=known,
+                                     radius=R, max_centre_shift=2 * shift)
         if fit is None:
             break
         d_s = math.hypot(fit["x"] - fit["cx"], fit["y"] - fit["cy"])
