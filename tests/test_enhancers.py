@@ -450,13 +450,17 @@ def test_shipped_weights_are_discovered(tmp_path, monkeypatch, fake_models, fres
         get_enhancer("unet", device="cpu")
 
 
-def test_neural_name_with_user_weights(tmp_path, fake_models, fresh_registry):
+def test_neural_name_with_user_weights(tmp_path, fake_models, fresh_registry, monkeypatch):
     p = _save_tiny(tmp_path / "mine")
-    # a built-in neural name whose weights do not ship (yet) still works with user weights
-    from astro_enhance.weights import weights_dir
+    # a built-in neural name whose weights do not ship still works with user weights (every
+    # built-in ships now: an installation without shipped weights stands in)
+    import astro_enhance.weights as weights_mod
 
-    name = next(n for n in ("srresnet", "autoencoder", "sr3", "srgan", "colorize")
-                if not (weights_dir() / f"{n}.safetensors").exists())
+    empty = tmp_path / "no_shipped_weights"
+    empty.mkdir()
+    monkeypatch.setattr(weights_mod, "weights_dir", lambda: empty)
+    registry_mod._reset_registry()
+    name = "srresnet"
     assert name not in list_enhancers()["name"]
     enh = get_enhancer(name, weights=p, device="cpu", tile_size=32, overlap=8)
     assert enh.info.name == name and enh.tile_size == 32
