@@ -288,8 +288,9 @@ def evaluate(methods, *, n=200, split="bench", bands=("r",), start=None, shards=
         hdu = image_to_hdu(sc["sdss"])
         for m, name, opts in parsed:
             t0 = time.perf_counter()
+            # seeded per scene: stochastic enhancers (sr3) give the same table every run
             hdul = enhance_fits(hdu, method=name, target="decals", device=device,
-                                options=opts)
+                                options=opts, rng=int(sc["seed"]))
             dt = time.perf_counter() - t0
             out = _as_grid(hdul[0], sc)
             outs[m] = out
@@ -428,7 +429,7 @@ def evaluate_colour(methods=("colorize",), *, n=200, split="bench", start=None,
         outs = {}
         for m, name, opts in parsed:
             t0 = time.perf_counter()
-            hdul = enhance_fits(hdu, method=name, device=device, options=opts)
+            hdul = enhance_fits(hdu, method=name, device=device, options=opts, rng=int(seed))
             dt = time.perf_counter() - t0
             h = hdul[0].header
             if hdul[0].data.ndim != 3 or [h.get(f"BAND{k + 1}") for k in range(len(bands))] \
@@ -440,7 +441,7 @@ def evaluate_colour(methods=("colorize",), *, n=200, split="bench", start=None,
             score(m, seed, cube, truth, sig, dt)
         singles = {"input": pair.input[input_band].data.astype(np.float32)}
         for m, name, opts in painted:
-            hdul = enhance_fits(hdu, method=name, device=device, options=opts)
+            hdul = enhance_fits(hdu, method=name, device=device, options=opts, rng=int(seed))
             singles[m] = _as_grid(hdul[0], sc)
         try:
             colours = aperture_colours(truth, bands)

@@ -4,8 +4,8 @@ One loop serves every network, chosen by ``kind``: the supervised kinds (`SUPERV
 ``unet``, ``srresnet``, ``autoencoder``) train a generator alone against the noiseless
 truth; the adversarial kinds (`ADVERSARIAL_KINDS`: ``gan``, ``srgan``, ``colorize``) train a
 generator initialised from a supervised run together with a conditional patch critic
-(``colorize``: one band in, a (C, H, W) stack of bands out, `~.data.ColourShardDataset`). The network,
-losses and their weights come from the recipe. The diffusion kind (`DIFFUSION_KINDS`: ``sr3``)
+(``colorize``: one band in, a (C, H, W) stack of bands out, `~.data.ColourShardDataset`).
+The network, losses and their weights come from the recipe. The diffusion kind (`DIFFUSION_KINDS`: ``sr3``)
 trains an `~astro_enhance.models.SR3Denoiser` to predict ``v`` for the noisy residual
 ``(truth - unet(input)) / residual_scale`` at a random noise level, with the shipped U-Net
 frozen inside it (see `train_sr3`).
@@ -37,8 +37,8 @@ from pathlib import Path
 import numpy as np
 
 __all__ = ["train_unet", "train_gan", "train_srresnet", "train_autoencoder", "train_srgan",
-           "train_colorize", "train_supervised", "train_adversarial", "export_weights", "evaluate_quick",
-           "AdaptiveSwitcher", "SUPERVISED_KINDS", "ADVERSARIAL_KINDS", "DIFFUSION_KINDS",
+           "train_colorize", "train_supervised", "train_adversarial", "export_weights",
+           "evaluate_quick", "AdaptiveSwitcher", "SUPERVISED_KINDS", "ADVERSARIAL_KINDS", "DIFFUSION_KINDS",
            "train_sr3"]
 
 #: Kinds trained by the supervised loop (their default recipe has the same name).
