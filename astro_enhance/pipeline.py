@@ -217,7 +217,10 @@ def _enhance(data, method=None, *, target="decals", device="auto", remove_stars=
     if out.ndim == 3:
         bands_out = [str(b) for b in (info.extra.get("bands_out") or
                                       [f"plane{k + 1}" for k in range(out.shape[0])])]
-        ref = out[bands_out.index(band) if band in bands_out else 0]
+        # the input's band; unknown (no FILTER card): the band the enhancer reads
+        ref_band = band if band in bands_out else next(
+            (b for b in info.bands if b in bands_out), bands_out[0])
+        ref = out[bands_out.index(ref_band)]
 
     # Diagnostics: total-flux ratio and consistency with the input.
     in_flux = float(np.nansum(work[footprint]))
@@ -255,8 +258,8 @@ def _enhance(data, method=None, *, target="decals", device="auto", remove_stars=
         history.append(f"Each sample drawn with {int(enhancer.steps)} diffusion steps.")
     if bands_out is not None:
         history.append(f"Planes 1-{len(bands_out)} are bands {', '.join(bands_out)} "
-                       f"(BAND1...); AE_FLUXR and AE_CHI2 refer to the input band "
-                       f"{band or bands_out[0]}.")
+                       f"(BAND1...); AE_FLUXR and AE_CHI2 refer to the {ref_band} plane"
+                       f"{'' if ref_band == band else ' (the band the enhancer reads)'}.")
     add_provenance(h, method=method, target=target_survey.name,
                    weights_sha256=info.weights_sha256,
                    device=str(getattr(enhancer, "device", "cpu")),

@@ -205,3 +205,16 @@ def test_evaluate_refuses_the_wrong_number_of_bands():
         evaluate_colour([], n=1, paint=("colorize",), stamp_arcsec=16, keep_examples=0)
     with pytest.raises(InputError, match="methods needs 3"):
         evaluate_colour(["bicubic"], n=1, paint=(), stamp_arcsec=16, keep_examples=0)
+
+
+def test_cube_diagnostics_use_the_enhancers_input_band_when_the_header_has_none(tmp_path):
+    from astro_enhance import enhance_fits
+    from astro_enhance.sample_data import make_sdss_sample
+
+    w = _tiny_colorize_weights(tmp_path)
+    hdu = make_sdss_sample(shape=(64, 64))
+    for key in ("FILTER", "BAND", "FILTNAM"):
+        hdu.header.remove(key, ignore_missing=True, remove_all=True)
+    h = enhance_fits(hdu, method="unet", weights=w, device="cpu")[0].header
+    hist = "".join(str(c) for c in h["HISTORY"])   # long HISTORY lines wrap over cards
+    assert "refer to the r plane (the band the enhancer reads)" in hist
