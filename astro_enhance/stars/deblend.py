@@ -33,6 +33,24 @@ def _mirror(coef, valid, cxw, cyw, px, py):
     return vals, inside & (ok > 0.999)
 
 
+def _window(img, centre, h, rms, bad, exclude):
+    """The (2h+1)-square window of ``img`` around ``centre`` (clipped to the image): data
+    with unusable pixels zeroed, their mask, the noise, and the window's origin (x0, y0)."""
+    ny, nx = img.shape
+    X0, Y0 = int(round(centre[0])), int(round(centre[1]))
+    x0, x1 = max(0, X0 - h), min(nx, X0 + h + 1)
+    y0, y1 = max(0, Y0 - h), min(ny, Y0 + h + 1)
+    win = img[y0:y1, x0:x1]
+    valid = np.isfinite(win)
+    if bad is not None:
+        valid &= ~np.asarray(bad)[y0:y1, x0:x1]
+    if exclude is not None:
+        valid &= ~np.asarray(exclude)[y0:y1, x0:x1]
+    win = np.where(valid, win, 0.0)
+    rmsw = np.broadcast_to(np.asarray(rms, dtype=np.float64), img.shape)[y0:y1, x0:x1]
+    return win, valid, rmsw, x0, y0
+
+
 def fit_offcentre_star(image, centre, psf, *, rms, bad=None, exclude=None, starts=(),
                        known=(), radius=None, max_centre_shift=1.5, wide_scale=1.6):
     """Fit a point source in the asymmetric part of the light around a galaxy's centre.
@@ -91,22 +109,10 @@ def fit_offcentre_star(image, centre, psf, *, rms, bad=None, exclude=None, start
     from scipy.optimize import least_squares
 
     img = np.asarray(image, dtype=np.float64)
-    ny, nx = img.shape
     fwhm = float(psf.fwhm)
     R = float(radius) if radius is not None else max(3.5 * fwhm, 6.0)
     h = int(math.ceil(R + max_centre_shift)) + 2
-    X0, Y0 = int(round(centre[0])), int(round(centre[1]))
-    x0, x1 = max(0, X0 - h), min(nx, X0 + h + 1)
-    y0, y1 = max(0, Y0 - h), min(ny, Y0 + h + 1)
-    win = img[y0:y1, x0:x1]
-    valid = np.isfinite(win)
-    if bad is not None:
-        valid &= ~np.asarray(bad)[y0:y1, x0:x1]
-    if exclude is not None:
-        ex = np.asarray(exclude)[y0:y1, x0:x1]
-        valid &= ~ex
-    win = np.where(valid, win, 0.0)
-    rmsw = np.broadcast_to(np.asarray(rms, dtype=np.float64), img.shape)[y0:y1, x0:x1]
+    win, valid, rmsw, x0, y0 = _window(img, centre, h, rms, bad, exclude)
     c0x, c0y = float(centre[0]) - x0, float(centre[1]) - y0
     yy, xx = np.mgrid[0:win.shape[0], 0:win.shape[1]]
     disk = (xx - c0x) ** 2 + (yy - c0y) ** 2 <= R ** 2
@@ -276,21 +282,10 @@ def offcentre_flux(image, centre, star, psf, *, rms, bad=None, exclude=None, kno
     30.0
     """
     img = np.asarray(image, dtype=np.float64)
-    ny, nx = img.shape
     fwhm = float(psf.fwhm)
     R = float(radius) if radius is not None else max(3.5 * fwhm, 6.0)
     h = int(math.ceil(R)) + 2
-    X0, Y0 = int(round(centre[0])), int(round(centre[1]))
-    x0, x1 = max(0, X0 - h), min(nx, X0 + h + 1)
-    y0, y1 = max(0, Y0 - h), min(ny, Y0 + h + 1)
-    win = img[y0:y1, x0:x1]
-    valid = np.isfinite(win)
-    if bad is not None:
-        valid &= ~np.asarray(bad)[y0:y1, x0:x1]
-    if exclude is not None:
-        valid &= ~np.asarray(exclude)[y0:y1, x0:x1]
-    win = np.where(valid, win, 0.0)
-    rmsw = np.broadcast_to(np.asarray(rms, dtype=np.float64), img.shape)[y0:y1, x0:x1]
+    win, valid, rmsw, x0, y0 = _window(img, centre, h, rms, bad, exclude)
     cxw, cyw = float(centre[0]) - x0, float(centre[1]) - y0
     sx, sy = float(star[0]) - x0, float(star[1]) - y0
     yy, xx = np.mgrid[0:win.shape[0], 0:win.shape[1]]
