@@ -118,6 +118,17 @@ def parse_methods(methods):
     return out
 
 
+def _check_methods(parsed, n_bands, device, hint):
+    """Build each enhancer once before any work: unknown names and enhancers writing another
+    number of bands than ``n_bands`` fail here, with ``hint`` saying what to do."""
+    from .enhancers import get_enhancer
+
+    for _, name, opts in parsed:
+        enh = get_enhancer(name, device=device, **opts)
+        if enh.info.channels_out != n_bands:
+            raise InputError(f"{name} writes {enh.info.channels_out} band(s); {hint}")
+
+
 def _scenes_from_simulation(seeds, bands, stamp_arcsec):
     from .simulate import simulate_pair
 
@@ -263,17 +274,13 @@ def evaluate(methods, *, n=200, split="bench", bands=("r",), start=None, shards=
     """
     from astropy.table import Table
 
-    from .enhancers import get_enhancer
     from .io import image_to_hdu
     from .pipeline import enhance_fits
     from .simulate import _check_bands, check_seeds
 
     parsed = parse_methods(methods)
-    for _, name, opts in parsed:
-        enh = get_enhancer(name, device=device, **opts)  # unknown names fail before any work
-        if enh.info.channels_out != 1:
-            raise InputError(f"{name} writes {enh.info.channels_out} bands; evaluate it with "
-                             f"evaluate_colour (astro-enhance evaluate --colour)")
+    _check_methods(parsed, 1, device, "evaluate it with evaluate_colour (astro-enhance "
+                   "evaluate --colour)")
     bands = _check_bands(bands)
     seeds = check_seeds(split, start=start, n=n)
     scenes = (_scenes_from_shards(shards, split, seeds, bands) if shards is not None
@@ -381,7 +388,6 @@ def evaluate_colour(methods=("colorize",), *, n=200, split="bench", start=None,
     from astropy.io import fits
     from astropy.table import Table
 
-    from .enhancers import get_enhancer
     from .io import image_to_hdu
     from .metrics import aperture_colours, colour_error, psnr
     from .pipeline import enhance_fits
@@ -389,14 +395,9 @@ def evaluate_colour(methods=("colorize",), *, n=200, split="bench", start=None,
 
     parsed = parse_methods(list(methods)) if len(methods) else []
     painted = parse_methods(list(paint)) if len(paint) else []
-    for _, name, opts in parsed + painted:
-        enh = get_enhancer(name, device=device, **opts)  # unknown names fail before any work
-        want = len(_check_bands(bands)) if (name, opts) in [(n_, o_) for _, n_, o_ in parsed] \
-            else 1
-        if enh.info.channels_out != want:
-            raise InputError(f"{name} writes {enh.info.channels_out} band(s); "
-                             f"{'methods' if want > 1 else 'paint'} needs {want}")
     bands = _check_bands(bands)
+    _check_methods(parsed, len(bands), device, f"methods needs {len(bands)}")
+    _check_methods(painted, 1, device, "paint needs 1")
     if input_band not in bands:
         raise InputError(f"input band {input_band!r} must be one of the output bands {bands}")
     seeds = check_seeds(split, start=start, n=n)

@@ -351,11 +351,13 @@ def colour_error(output, truth, bands, *, center=None):
     o = np.asarray(output, dtype=np.float64)
     if o.shape != t.shape:
         raise InputError(f"output {o.shape} and truth {t.shape} cubes differ in shape")
-    ref = np.nan_to_num(t[len(t) // 2]) if t.ndim == 3 else None
-    if center is None and ref is not None:
+    if t.ndim != 3:
+        raise InputError(f"colour_error needs (C, ny, nx) band cubes, got shape {t.shape}")
+    ref = np.nan_to_num(t[len(t) // 2])
+    if center is None:
         center = _default_center(ref)
-    ct = aperture_colours(t, bands, center=center, ref=ref)
-    r50 = half_light_radius(ref, center=center)
+    r50 = half_light_radius(ref, center=center)   # one aperture for both cubes
+    ct = aperture_colours(t, bands, center=center, r50=r50, ref=ref)
     co = aperture_colours(o, bands, center=center, r50=r50, ref=ref)
     return {k: co[k] - ct[k] for k in ct}
 
