@@ -504,7 +504,7 @@ def make_colour_figure(examples, path, *, methods=None):
     matplotlib.use("Agg", force=False)
     import matplotlib.pyplot as plt
 
-    from .visualization import _save_figure, lupton_rgb, shared_asinh_norm
+    from .visualization import _lupton_stretch, _save_figure, lupton_rgb, shared_asinh_norm
 
     if not examples:
         raise InputError("no example scenes to show")
@@ -514,8 +514,7 @@ def make_colour_figure(examples, path, *, methods=None):
                              figsize=(2.6 * len(cols), 2.7 * len(examples)), squeeze=False)
     for r, ex in enumerate(examples):
         t = ex["truth"]
-        hi = float(np.percentile(t[len(t) // 2], 99.5))
-        stretch = hi / 5.0 if hi > 0 else 1.0
+        stretch = _lupton_stretch(t[len(t) // 2])   # one stretch per row: the truth's
         for c, label in enumerate(cols):
             ax = axes[r, c]
             if label == "input":

@@ -163,8 +163,7 @@ def lupton_rgb(cube, *, stretch=None, Q=8.0, minimum=0.0):
         raise OutputError(f"an RGB image needs a cube of 3 band planes, got shape {c.shape}")
     c = np.nan_to_num(c, nan=minimum, posinf=minimum, neginf=minimum)
     if stretch is None:
-        hi = float(np.percentile(c[1], 99.5))
-        stretch = hi / 5.0 if hi > 0 else 1.0
+        stretch = _lupton_stretch(c[1])
     return make_lupton_rgb(c[2], c[1], c[0], minimum=minimum, stretch=float(stretch),
                            Q=float(Q))
 
@@ -198,10 +197,24 @@ def save_rgb(path, cube, **kwargs):
     if not path.parent.exists():
         raise OutputError(f"cannot write {path}: directory {path.parent} does not exist")
     rgb = lupton_rgb(cube, **kwargs)[::-1]   # FITS row 0 at the bottom of the PNG
-    fd, tmp = tempfile.mkstemp(prefix=".tmp-", suffix=".png", dir=path.parent)
+    return _write_atomic(path, lambda tmp: _PIL.fromarray(np.ascontiguousarray(rgb)).save(
+        tmp, format="PNG"))
+
+
+def _lupton_stretch(plane):
+    """Default linear range of the Lupton stretch: a fifth of the 99.5th percentile."""
+    hi = float(np.nanpercentile(plane, 99.5))
+    return hi / 5.0 if hi > 0 else 1.0
+
+
+def _write_atomic(path, write):
+    """Call ``write(tmp)`` on a temporary file beside ``path``, then rename it to ``path``;
+    nothing is left behind if writing fails."""
+    path = Path(path)
+    fd, tmp = tempfile.mkstemp(prefix=".tmp-", suffix=path.suffix or ".png", dir=path.parent)
     os.close(fd)
     try:
-        _PIL.fromarray(np.ascontiguousarray(rgb)).save(tmp, format="PNG")
+        write(tmp)
         os.replace(tmp, path)
     except BaseException:
         if os.path.exists(tmp):
@@ -214,19 +227,10 @@ def _save_figure(fig, path, *, dpi):
     """Write a matplotlib figure atomically (temporary file + rename) and close it."""
     import matplotlib.pyplot as plt
 
-    path = Path(path)
-    fd, tmp = tempfile.mkstemp(prefix=".tmp-", suffix=path.suffix or ".png", dir=path.parent)
-    os.close(fd)
     try:
-        fig.savefig(tmp, dpi=dpi)
-        os.replace(tmp, path)
-    except BaseException:
-        if os.path.exists(tmp):
-            os.remove(tmp)
-        raise
+        return _write_atomic(path, lambda tmp: fig.savefig(tmp, dpi=dpi))
     finally:
         plt.close(fig)
-    return path
 
 
 def _is_diff(label):

@@ -42,7 +42,8 @@ def main(argv=None):
     from astro_enhance.io import image_to_hdu
     from astro_enhance.metrics import psnr, ssim
     from astro_enhance.simulate import check_seeds, simulate_pair
-    from astro_enhance.visualization import _save_figure, lupton_rgb, save_preview
+    from astro_enhance.visualization import (_lupton_stretch, _save_figure, lupton_rgb,
+                                             save_preview, shared_asinh_norm)
 
     check_seeds("bench", start=args.seed, n=1)   # a bench seed, never trained on
     out = Path(args.out)
@@ -71,10 +72,8 @@ def main(argv=None):
                         if opts else "")
         path = out / f"{name}.png"
         if data.ndim == 3:
-            hi = float(np.percentile(cube_t[1], 99.5))
-            stretch = hi / 5.0 if hi > 0 else 1.0
+            stretch = _lupton_stretch(cube_t[1])   # the truth's, for both RGB panels
             fig, axes = plt.subplots(1, 3, figsize=(11, 3.9))
-            from astro_enhance.visualization import shared_asinh_norm
             axes[0].imshow(inp, origin="lower", cmap="gray", norm=shared_asinh_norm(inp),
                            interpolation="nearest")
             axes[0].set_title("SDSS r input (resampled)", fontsize=10)
