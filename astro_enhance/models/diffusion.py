@@ -34,7 +34,7 @@ import torch
 from torch import nn
 import torch.nn.functional as F
 
-from .unet import UNet
+from .unet import UNet, unet_channels, unet_levels
 
 __all__ = ["SR3Denoiser", "DiffusionSampler", "gamma_at", "sampling_gammas", "sample_gamma",
            "noise_embedding", "check_steps"]
@@ -257,14 +257,7 @@ class SR3Denoiser(nn.Module):
     def __init__(self, *, width=16, depth=3, channel_mult=None, emb_dim=64, unet=None,
                  residual_scale=0.05, T=1000, beta_start=1e-4, beta_end=0.02):
         super().__init__()
-        if depth < 1:
-            raise ValueError(f"depth must be at least 1, got {depth}")
-        if channel_mult is None:
-            channel_mult = [min(2 ** i, 4) for i in range(depth + 1)]
-        channel_mult = list(channel_mult)
-        if len(channel_mult) != depth + 1:
-            raise ValueError(f"channel_mult needs depth + 1 = {depth + 1} entries, "
-                             f"got {len(channel_mult)}")
+        chans = unet_channels(width, depth, channel_mult)
         if not residual_scale > 0:
             raise ValueError(f"residual_scale must be positive, got {residual_scale}")
         self.depth = int(depth)
@@ -276,22 +269,12 @@ class SR3Denoiser(nn.Module):
             self.cond_net = UNet(**dict(unet))
             for p in self.cond_net.parameters():
                 p.requires_grad_(False)
-        chans = [int(width) * int(m) for m in channel_mult]
         edim = 4 * int(width)
         self.emb = nn.Sequential(nn.Linear(self.emb_dim, edim), nn.SiLU(),
                                  nn.Linear(edim, edim))
         self.stem = nn.Conv2d(3, chans[0], 3, padding=1)
-        self.enc = nn.ModuleList()
-        self.down = nn.ModuleList()
-        for i in range(depth + 1):
-            self.enc.append(_EmbBlock(chans[max(i - 1, 0)] if i else chans[0], chans[i], edim))
-            if i < depth:
-                self.down.append(nn.Conv2d(chans[i], chans[i], 4, stride=2, padding=1))
-        self.reduce = nn.ModuleList()
-        self.dec = nn.ModuleList()
-        for i in reversed(range(depth)):
-            self.reduce.append(nn.Conv2d(chans[i + 1], chans[i], 1))
-            self.dec.append(_EmbBlock(2 * chans[i], chans[i], edim))
+        self.enc, self.down, self.reduce, self.dec = unet_levels(
+            chans, lambda c_in, c_out: _EmbBlock(c_in, c_out, edim))
         self.head = nn.Conv2d(chans[0], 1, 3, padding=1)
         nn.init.zeros_(self.head.weight)
         nn.init.zeros_(self.head.bias)

@@ -11,7 +11,7 @@ import torch
 from torch import nn
 import torch.nn.functional as F
 
-__all__ = ["UNet", "ConvBlock", "add_residual"]
+__all__ = ["UNet", "ConvBlock", "add_residual", "unet_channels", "unet_levels"]
 
 
 def add_residual(out, x):
@@ -47,6 +47,81 @@ def add_residual(out, x):
     if n == out.shape[1]:
         return out + x[:, :n]
     return torch.cat([out[:, :n] + x[:, :n], out[:, n:]], dim=1)
+
+
+def unet_channels(width, depth, channel_mult=None):
+    """Channels of each level of a U-Net: ``width * channel_mult[i]`` for ``i = 0..depth``.
+
+    Parameters
+    ----------
+    width, depth : int
+        Channels of the first level; number of down-sampling steps (>= 1).
+    channel_mult : sequence of int, optional
+        ``depth + 1`` multipliers (default ``min(2**i, 4)``).
+
+    Returns
+    -------
+    list of int
+
+    Raises
+    ------
+    ValueError
+        If ``depth < 1`` or ``channel_mult`` has the wrong length.
+
+    Examples
+    --------
+    >>> unet_channels(8, 3)
+    [8, 16, 32, 32]
+    """
+    if depth < 1:
+        raise ValueError(f"depth must be at least 1, got {depth}")
+    if channel_mult is None:
+        channel_mult = [min(2 ** i, 4) for i in range(depth + 1)]
+    channel_mult = list(channel_mult)
+    if len(channel_mult) != depth + 1:
+        raise ValueError(f"channel_mult needs depth + 1 = {depth + 1} entries, "
+                         f"got {len(channel_mult)}")
+    return [int(width) * int(m) for m in channel_mult]
+
+
+def unet_levels(chans, block):
+    """The encoder/decoder modules shared by `UNet` and the diffusion denoiser.
+
+    Each encoder level is a ``block`` followed (except the deepest) by a strided 4x4
+    convolution that halves the size; each decoder level reduces the coarser features with
+    a 1x1 convolution and runs a ``block`` on them concatenated with the encoder's skip.
+    Modules are created in the order both networks used before, so seeded initialisations
+    and state-dict keys are unchanged.
+
+    Parameters
+    ----------
+    chans : list of int
+        Channels per level (`unet_channels`); ``len(chans) - 1`` down-sampling steps.
+    block : callable
+        ``block(c_in, c_out)`` -> `torch.nn.Module`.
+
+    Returns
+    -------
+    enc, down, reduce, dec : `torch.nn.ModuleList`
+
+    Examples
+    --------
+    >>> enc, down, reduce, dec = unet_levels(unet_channels(8, 2), ConvBlock)
+    >>> len(enc), len(down), len(reduce), len(dec)
+    (3, 2, 2, 2)
+    """
+    depth = len(chans) - 1
+    enc, down = nn.ModuleList(), nn.ModuleList()
+    for i in range(depth + 1):
+        enc.append(block(chans[max(i - 1, 0)] if i else chans[0], chans[i]))
+        if i < depth:
+            # strided convolution: learnable, anti-checkerboard enough with 4x4 kernel
+            down.append(nn.Conv2d(chans[i], chans[i], 4, stride=2, padding=1))
+    reduce, dec = nn.ModuleList(), nn.ModuleList()
+    for i in reversed(range(depth)):
+        reduce.append(nn.Conv2d(chans[i + 1], chans[i], 1))
+        dec.append(block(2 * chans[i], chans[i]))
+    return enc, down, reduce, dec
 
 
 class ConvBlock(nn.Module):
@@ -102,33 +177,15 @@ class UNet(nn.Module):
     def __init__(self, in_channels=1, out_channels=1, *, width=24, depth=3, channel_mult=None,
                  residual=True):
         super().__init__()
-        if depth < 1:
-            raise ValueError(f"depth must be at least 1, got {depth}")
-        if channel_mult is None:
-            channel_mult = [min(2 ** i, 4) for i in range(depth + 1)]
-        channel_mult = list(channel_mult)
-        if len(channel_mult) != depth + 1:
-            raise ValueError(f"channel_mult needs depth + 1 = {depth + 1} entries, "
-                             f"got {len(channel_mult)}")
+        chans = unet_channels(width, depth, channel_mult)
         self.in_channels = int(in_channels)
         self.out_channels = int(out_channels)
         self.depth = int(depth)
         self.residual = bool(residual)
-        chans = [int(width) * int(m) for m in channel_mult]
         self.stem = nn.Conv2d(in_channels, chans[0], 3, padding=1)
-        self.down = nn.ModuleList()
-        self.enc = nn.ModuleList()
-        for i in range(depth + 1):
-            c_prev = chans[max(i - 1, 0)]
-            self.enc.append(ConvBlock(c_prev if i else chans[0], chans[i]))
-            if i < depth:
-                # strided convolution: learnable, anti-checkerboard enough with 4x4 kernel
-                self.down.append(nn.Conv2d(chans[i], chans[i], 4, stride=2, padding=1))
-        self.dec = nn.ModuleList()
-        self.reduce = nn.ModuleList()
-        for i in reversed(range(depth)):
-            self.reduce.append(nn.Conv2d(chans[i + 1], chans[i], 1))
-            self.dec.append(ConvBlock(2 * chans[i], chans[i]))
+        enc, down, reduce, dec = unet_levels(chans, ConvBlock)
+        # attribute order as before the shared helper: same state-dict key order
+        self.down, self.enc, self.dec, self.reduce = down, enc, dec, reduce
         self.head = nn.Conv2d(chans[0], out_channels, 3, padding=1)
         nn.init.zeros_(self.head.weight)
         nn.init.zeros_(self.head.bias)
