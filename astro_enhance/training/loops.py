@@ -107,19 +107,16 @@ def _load_dataset(data, recipe, targets, max_samples=None):
     d = recipe.get("data", {})
     if d.get("input_band"):
         # one band in, several out (colorize): scenes grouped by seed
-        kw = dict(input_band=d["input_band"], bands=d.get("bands") or ("g", "r", "z"),
-                  targets=targets, max_samples=max_samples)
-        try:
-            return ColourShardDataset(data, split=d.get("split"), **kw)
-        except FileNotFoundError:
-            return ColourShardDataset(data, **kw)
+        cls, kw = ColourShardDataset, dict(input_band=d["input_band"],
+                                           bands=d.get("bands") or ("g", "r", "z"))
+    else:
+        cls, kw = ShardDataset, dict(bands=d.get("bands"))
+    kw.update(targets=targets, max_samples=max_samples)
     try:
-        return ShardDataset(data, split=d.get("split"), targets=targets,
-                            bands=d.get("bands"), max_samples=max_samples)
+        return cls(data, split=d.get("split"), **kw)
     except FileNotFoundError:
         # a directory of shards of another split name, or explicit files
-        return ShardDataset(data, targets=targets, bands=d.get("bands"),
-                            max_samples=max_samples)
+        return cls(data, **kw)
 
 
 def _to_t(a):
