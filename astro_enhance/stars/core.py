@@ -1118,10 +1118,19 @@ def remove_stars(image, *, bands=None, psf=None, fwhm=None, threshold=5.0, metho
             rc = max(2 * fwhm0, 0.15 * r_fp)
             near_core = (np.hypot(cx - core_xy[0], cy - core_xy[1]) <= rc) | \
                 (np.hypot(cx - core_xy2[0], cy - core_xy2[1]) <= rc)
+    # the colour of the galaxy's smooth light (g - r): red, passive galaxies have no
+    # star-forming knots
+    galaxy_gr = float("nan")
+    names_c = [_canonical_band(b.name) for b in blist]
+    if footprint.any() and {"g", "r"} <= set(names_c):
+        mg = float(np.sum(gal_models[names_c.index("g")][footprint]))
+        mr = float(np.sum(gal_models[names_c.index("r")][footprint]))
+        if mg > 0 and mr > 0:
+            galaxy_gr = -2.5 * math.log10(mg / mr)
     feat = dict(snr=snr, peak_snr=peak_snr, galaxy_fraction=gal_frac, near_core=near_core,
                 score=best_score, scale=best_scale, score1=score1, saturated=csat,
                 on_galaxy=on_gal, is_core=is_core, locus_offset=locus, locus_err=locus_err,
-                knot_distance=knot_dist)
+                knot_distance=knot_dist, galaxy_gr=galaxy_gr)
     decision, reason = _decide.classify(feat) if n else (np.zeros(0, str), np.zeros(0, str))
     if sym_star.any():
         decision = decision.astype(object)
@@ -1291,7 +1300,8 @@ def remove_stars(image, *, bands=None, psf=None, fwhm=None, threshold=5.0, metho
                                             if nb > 1 else "none"),
                          spikes={int(j + 1): [(round(a, 4), round(L, 1)) for a, L in v]
                                  for j, v in spikes.items() if v},
-                         symmetry_centre=("none" if c_ref is None else
+                         galaxy_gr=round(galaxy_gr, 3) if np.isfinite(galaxy_gr) else "unknown",
+                symmetry_centre=("none" if c_ref is None else
                                           f"{c_ref[0]:.2f},{c_ref[1]:.2f}"),
                          protected=("none" if core_xy is None or not footprint.any() else
                                     f"core at x={core_xy[0]:.1f}, y={core_xy[1]:.1f}, "
@@ -1821,23 +1831,44 @@ def _colour(pa, pb):
     return np.where(ok, c, np.nan), np.where(ok, e, np.nan)
 
 
-def _knot_population_distance(colour, colour_err, on_gal, score, snr, *, min_members=5):
+def _knot_population_distance(colour, colour_err, on_gal, score, snr, *, min_members=5,
+                              floor=0.1, clip=3.0, max_spread=0.15):
     """How far each candidate's colours are from those of the galaxy's compact sources.
 
     Star-forming knots share one colour; a foreground star on the galaxy generally does not.
-    When the protected galaxy carries ``min_members`` or more compact candidates, their
-    median colour and robust spread define the knot population; the distance of every
-    candidate from it is returned in units of the combined scatter (NaN otherwise).
+    When the protected galaxy carries ``min_members`` or more compact candidates, the knot
+    population is the largest group of them that share one colour: members further than
+    ``clip`` combined errors (measurement error and ``floor`` mag) from the group's median
+    are dropped, and the median recomputed, until nothing changes -- so stars and background
+    galaxies among the compact sources do not widen it. The distance of every candidate from
+    the group's median is returned in units of its error, the group's intrinsic scatter
+    (capped at ``max_spread``) and 0.05 mag added in quadrature. When fewer than
+    ``min_members`` share a colour, the whole population is the group (NaN when it has fewer
+    than ``min_members``).
     """
     n = colour.shape[0]
     out = np.full(n, np.nan)
     use = on_gal & np.all(np.isfinite(colour), axis=1) & (snr >= 5) & (score >= 0.5)
     if use.sum() < min_members:
         return out
-    c = colour[use]
-    med = np.median(c, axis=0)
-    spread = 1.4826 * np.median(np.abs(c - med), axis=0)
     err = np.nan_to_num(colour_err, nan=1.0)
+    member = use.copy()
+    for _ in range(10):
+        med = np.median(colour[member], axis=0)
+        z = np.max(np.abs(colour - med[None]) / np.hypot(err, floor), axis=1)
+        new = use & (z <= clip)
+        if new.sum() < min_members:
+            # no group of that size shares a colour: the whole population, as it is
+            member = use
+            break
+        if np.array_equal(new, member):
+            break
+        member = new
+    c = colour[member]
+    med = np.median(c, axis=0)
+    mad = 1.4826 * np.median(np.abs(c - med), axis=0)
+    e2 = np.median(err[member] ** 2, axis=0)
+    spread = np.minimum(np.sqrt(np.maximum(mad ** 2 - e2, 0.0)), max_spread)
     tot = np.sqrt(spread[None] ** 2 + err ** 2 + 0.05 ** 2)
     z = np.abs(colour - med[None]) / tot
     return np.nanmax(z, axis=1)

@@ -121,7 +121,8 @@ class DecisionRules:
 
     def __init__(self, *, min_score=0.5, max_scale=1.3, on_galaxy_score=0.8, on_galaxy_snr=8.0,
                  on_galaxy_max_scale=1.3, colour_sigma=3.0, colour_floor=0.5, knot_sigma=2.0,
-                 bright_snr=1000.0, bright_score=0.8, knot_max_fraction=0.1):
+                 bright_snr=1000.0, bright_score=0.8, knot_max_fraction=0.1,
+                 on_galaxy_colour_score=0.7, knot_far=3.0, passive_gr=0.7, passive_score=0.6):
         self.min_score = float(min_score)
         self.max_scale = float(max_scale)
         self.on_galaxy_score = float(on_galaxy_score)
@@ -133,6 +134,10 @@ class DecisionRules:
         self.bright_snr = float(bright_snr)
         self.bright_score = float(bright_score)
         self.knot_max_fraction = float(knot_max_fraction)
+        self.on_galaxy_colour_score = float(on_galaxy_colour_score)
+        self.knot_far = float(knot_far)
+        self.passive_gr = float(passive_gr)
+        self.passive_score = float(passive_score)
 
     def __repr__(self):
         items = ", ".join(f"{k}={v:g}" for k, v in vars(self).items())
@@ -176,6 +181,8 @@ def classify(feat, *, rules=None):
     locus = feat.get("locus_offset")
     locus_err = feat.get("locus_err")
     knot_distance = feat.get("knot_distance")
+    ggr = float(feat.get("galaxy_gr", float("nan")))
+    passive = np.isfinite(ggr) and ggr >= r.passive_gr
     for i in range(n):
         snr = float(feat["snr"][i])
         score = float(feat["score"][i])
@@ -221,10 +228,23 @@ def classify(feat, *, rules=None):
                 reason[i] = (f"point source on the galaxy with {frac:.0%} of its flux (no knot "
                              "is that bright)")
                 continue
-            if s1 < r.on_galaxy_score:
+            kd = float(knot_distance[i]) if knot_distance is not None else float("nan")
+            if passive and s1 >= r.passive_score and scale <= r.on_galaxy_max_scale and \
+                    snr >= r.on_galaxy_snr and not (
+                        "near_core" in feat and bool(feat["near_core"][i])):
+                decision[i] = "star"
+                reason[i] = (f"point source (PSF score {s1:.2f}, S/N {snr:.0f}) on a red, "
+                             f"passive galaxy (g-r {ggr:.2f}), which has no star-forming knots")
+                continue
+            if s1 < r.on_galaxy_score and not (
+                    s1 >= r.on_galaxy_colour_score and
+                    np.isfinite(kd) and kd >= r.knot_far):
                 decision[i] = "knot"
                 reason[i] = (f"on the galaxy and PSF score {s1:.2f} < "
                              f"{r.on_galaxy_score:g}")
+                if s1 >= r.on_galaxy_colour_score:
+                    reason[i] += (" with colours not clearly unlike its knots'" if
+                                  np.isfinite(kd) else " and no knot colours to compare")
                 continue
             if scale > r.on_galaxy_max_scale:
                 decision[i] = "knot"
