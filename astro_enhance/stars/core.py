@@ -941,7 +941,9 @@ def remove_stars(image, *, bands=None, psf=None, fwhm=None, threshold=5.0, metho
         gflux = float(np.nansum(np.where(footprint, sub[0], 0.0)))
         for j in np.nonzero(is_core)[0]:
             frac_j = flux[j] / gflux if gflux > 0 else 0.0
-            if csat[j] or (frac_j > 0.6 and
+            # (a point source holding nearly all of it is the protected object itself -- a
+            # compact galaxy -- with no extended light to place a centre by)
+            if csat[j] or (0.6 < frac_j <= 0.9 and
                            math.hypot(cx[j] - core_xy[0], cy[j] - core_xy[1]) > 1.5):
                 is_core[j] = False
                 not_core[j] = True
@@ -1009,7 +1011,9 @@ def remove_stars(image, *, bands=None, psf=None, fwhm=None, threshold=5.0, metho
                 (f0 >= 0.5 * np.maximum(flux[cand_j], 0.0))
             # a candidate taken for the core by the smoothed light needs more: well away
             # from that centre too, and most of its flux in the asymmetric part
-            d_peak = np.hypot(cx[cand_j] - core_xy[0], cy[cand_j] - core_xy[1])
+            # (from both estimates of that centre: they disagree on lopsided galaxies)
+            d_peak = np.minimum(np.hypot(cx[cand_j] - core_xy[0], cy[cand_j] - core_xy[1]),
+                                np.hypot(cx[cand_j] - core_xy2[0], cy[cand_j] - core_xy2[1]))
             ok &= ~is_core[cand_j] | ((d_peak >= 1.5) &
                                       (f0 >= 0.6 * np.maximum(flux[cand_j], 0.0)))
             # two detections of one star (a blend split in two): keep the brighter
