@@ -43,6 +43,8 @@ SYM_MIN_SCORE = 0.9
 #: galaxy's centre of symmetry, is kept when its flux is at least this many errors (and the
 #: fit's chi-square gain at least its square) ...
 CORE_STAR_SNR = 20.0
+#: ... or, down to this many errors, when it is also sharp (`CORE_STAR_SHARP`) ...
+CORE_STAR_SNR_SHARP = 10.0
 #: ... and it lies at least this many FWHM from the centre (closer in, a star and a
 #: slightly off-centre core make the same asymmetry).
 CORE_STAR_MIN_OFFSET = 0.35
@@ -50,6 +52,10 @@ CORE_STAR_MIN_OFFSET = 0.35
 #: (an imperfectly subtracted bright neighbour, arms or knots leave asymmetries that one
 #: point source does not explain).
 CORE_STAR_EXPLAINED = 0.6
+#: ... sharp: the PSF fits it better than a template 1.6 times wider by at least this
+#: fraction of its own chi-square gain (a star is sharp; an extended asymmetry -- a knot
+#: cluster, an arm, a lopsided core -- fits the wider template almost as well).
+CORE_STAR_SHARP = 0.1
 #: Candidates within this many FWHM of the centre are where such a star is looked for (and
 #: anywhere within that distance when no candidate is there); farther ones are either fitted
 #: with it (sharp point sources) or left out.
@@ -1384,8 +1390,12 @@ def _core_star(sub, bad, rmss, psfs, cx, cy, csat, phot, c, on_gal, taken, array
         if fit is None:
             break
         d_s = math.hypot(fit["x"] - fit["cx"], fit["y"] - fit["cy"])
-        ok = (fit["flux"] > 0 and fit["flux"] >= CORE_STAR_SNR * fit["flux_err"]
-              and fit["dchi2"] >= CORE_STAR_SNR ** 2 and fit["dchi2_wide"] > 0
+        strong = (fit["flux"] >= CORE_STAR_SNR * fit["flux_err"]
+                  and fit["dchi2"] >= CORE_STAR_SNR ** 2)
+        sharp_faint = (fit["flux"] >= CORE_STAR_SNR_SHARP * fit["flux_err"]
+                       and fit["dchi2"] >= CORE_STAR_SNR_SHARP ** 2
+                       and fit["dchi2_wide"] >= CORE_STAR_SHARP * fit["dchi2"])
+        ok = (fit["flux"] > 0 and (strong or sharp_faint) and fit["dchi2_wide"] > 0
               and CORE_STAR_MIN_OFFSET * fwhm <= d_s <= R
               # the star explains most of the asymmetry (above the noise) about the centre
               and fit["dchi2"] >= CORE_STAR_EXPLAINED * (fit["chi2_0"] - fit["n_pix"]))
