@@ -228,6 +228,49 @@ def test_classify_bright_fraction_and_colour_rules():
     assert classify(f)[0][4] == "knot"  # far off the stellar locus
 
 
+def test_classify_mid_score_and_passive_galaxy_rules():
+    # on the galaxy, PSF score 0.75 (below on_galaxy_score 0.8): a knot, unless its colours
+    # are >= 3 sigma from the knots'; on a red, passive galaxy (smooth light g-r >= 0.7) a
+    # point source with score >= 0.6 away from the core is a star whatever the knot colours
+    n = 4
+    f = dict(snr=np.full(n, 40.0), peak_snr=np.full(n, 15.0), score=np.full(n, 0.75),
+             scale=np.ones(n), score1=np.array([0.75, 0.75, 0.65, 0.65]),
+             saturated=np.zeros(n, bool), on_galaxy=np.ones(n, bool), is_core=np.zeros(n, bool),
+             galaxy_fraction=np.full(n, 0.01), near_core=np.array([False, False, False, True]),
+             knot_distance=np.array([1.0, 4.0, 1.0, 1.0]), galaxy_gr=0.5)
+    dec, why = classify(f)
+    assert dec.tolist() == ["knot", "star", "knot", "knot"]
+    assert "not clearly unlike" in why[0]
+    f["galaxy_gr"] = 0.75
+    dec, why = classify(f)
+    # (the last one is next to the core: not decided by the passive-galaxy rule)
+    assert dec.tolist() == ["star", "star", "star", "knot"]
+    assert "passive" in why[0] and "passive" in why[2]
+    strict = classify(f, rules=DecisionRules(passive_gr=0.8))[0]
+    assert strict.tolist() == ["knot", "star", "knot", "knot"]
+
+
+def test_knot_population_is_the_group_sharing_a_colour():
+    from astro_enhance.stars.core import _knot_population_distance
+
+    rng = np.random.default_rng(4)
+    # eight knots of one colour (measured to 0.03 mag) and three stars of other colours
+    knots = np.array([0.25, 0.05]) + rng.normal(0, 0.03, (8, 2))
+    stars = np.array([[0.9, 0.35], [1.3, 0.5], [0.55, 0.2]])
+    colour = np.vstack([knots, stars])
+    err = np.full(colour.shape, 0.03)
+    n = len(colour)
+    on = np.ones(n, bool)
+    z = _knot_population_distance(colour, err, on, np.full(n, 0.9), np.full(n, 30.0))
+    assert np.all(z[:8] < 2.0)
+    # the stars do not widen the knots' colour range: even the bluest is far from it
+    assert np.all(z[8:] > 3.0)
+    # too few compact sources: no population
+    z4 = _knot_population_distance(colour[:4], err[:4], on[:4], np.full(4, 0.9),
+                                   np.full(4, 30.0))
+    assert np.all(np.isnan(z4))
+
+
 def test_stellar_locus():
     assert stellar_locus_offset(0.45, 0.11) < 0.05  # a G star
     assert stellar_locus_offset(1.45, 1.0) < 0.05  # an M dwarf

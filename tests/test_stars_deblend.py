@@ -123,3 +123,30 @@ def test_remove_stars_takes_the_star_off_the_core_and_keeps_the_core(case):
     else:
         assert not np.any(is_star & (d_core < 3 * FWHM))
         assert np.allclose(res.clean, img, atol=1e-4)
+
+
+@pytest.mark.parametrize("kind", ["star", "blob"])
+def test_faint_sharp_star_beside_the_core_is_taken_a_wide_blob_is_not(kind):
+    # 10-20 sigma in the asymmetry fit: a star (which the PSF fits far better than a wider
+    # template) is removed; an extended blob of similar significance (a knot cluster) is not
+    from scipy import ndimage
+
+    shape = (96, 96)
+    gal = _galaxy(shape, 48.3, 47.8, 300.0, 8.0, bulge=200.0, bulge_sigma=1.0)
+    x, y = 51.3, 48.8
+    if kind == "star":
+        add = _star(shape, x, y, 8.0)  # ~13 sigma in the asymmetry fit
+    else:
+        yy, xx = np.mgrid[0:96, 0:96]
+        b = np.exp(-((xx - x) ** 2 + (yy - y) ** 2) / (2 * 1.6 ** 2))
+        add = ndimage.convolve(16.0 * b / b.sum(), PSF.stamp(15), mode="constant")  # ~16 sigma
+    noise = np.random.default_rng(6).normal(0, 0.05, shape)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        res = remove_stars((gal + noise + add).astype(np.float32), fwhm=FWHM, rng=0)
+    cat = res.catalog
+    is_star = np.asarray(cat["decision"]) == "star"
+    near = np.hypot(cat["x"] - x, cat["y"] - y) < 1.0
+    assert bool(np.any(is_star & near)) is (kind == "star")
+    # the core stays whatever happens beside it
+    assert not np.any(is_star & (np.hypot(cat["x"] - 48.3, cat["y"] - 47.8) < 1.0))

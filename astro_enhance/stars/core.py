@@ -48,6 +48,10 @@ CORE_STAR_SNR_SHARP = 10.0
 #: ... and it lies at least this many FWHM from the centre (closer in, a star and a
 #: slightly off-centre core make the same asymmetry).
 CORE_STAR_MIN_OFFSET = 0.35
+#: When the star found is the candidate taken for the core, it must lie this many FWHM from
+#: the fitted centre (the core of a lopsided or edge-on disk with knots sits up to about
+#: half a FWHM off the centre of symmetry of the outer light).
+CORE_STAR_CORE_OFFSET = 0.6
 #: ... and it explains at least this fraction of the asymmetry's chi-square above the noise
 #: (an imperfectly subtracted bright neighbour, arms or knots leave asymmetries that one
 #: point source does not explain).
@@ -1409,6 +1413,9 @@ def _core_star(sub, bad, rmss, psfs, cx, cy, csat, phot, c, on_gal, taken, array
                 else True):
             break  # a source fitted already
         j = int(np.argmin(d_s_all)) if d_s_all.size else -1
+        if 0 <= j < n and d_s_all[j] <= tol and a["is_core"][j] and \
+                d_s < CORE_STAR_CORE_OFFSET * fwhm:
+            break  # the core itself, a little off a lopsided galaxy's centre of symmetry
         if j < 0 or d_s_all[j] > tol:
             j = cx.size
             cx = np.append(cx, fit["x"])
