@@ -48,10 +48,12 @@ CORE_STAR_SNR_SHARP = 10.0
 #: ... and it lies at least this many FWHM from the centre (closer in, a star and a
 #: slightly off-centre core make the same asymmetry).
 CORE_STAR_MIN_OFFSET = 0.35
-#: When the star found is the candidate taken for the core, it must lie this many FWHM from
-#: the fitted centre (the core of a lopsided or edge-on disk with knots sits up to about
-#: half a FWHM off the centre of symmetry of the outer light).
+#: On an elongated galaxy (smooth light's axis ratio below `ELONGATED_AXIS_RATIO`), a star
+#: found at the candidate taken for the core must lie this many FWHM from the fitted centre
+#: (the core of an edge-on disk with knots sits up to about half a FWHM off the centre of
+#: symmetry of the outer light).
 CORE_STAR_CORE_OFFSET = 0.6
+ELONGATED_AXIS_RATIO = 0.5
 #: ... and it explains at least this fraction of the asymmetry's chi-square above the noise
 #: (an imperfectly subtracted bright neighbour, arms or knots leave asymmetries that one
 #: point source does not explain).
@@ -1069,7 +1071,9 @@ def remove_stars(image, *, bands=None, psf=None, fwhm=None, threshold=5.0, metho
             dict(snr=snr, peak_snr=peak_snr, scores=scores, best_scale=best_scale,
                  best_score=best_score, score1=score1, pointlike=pointlike, is_core=is_core,
                  not_core=not_core, on_gal=on_gal, sym_star=sym_star, sym_dup=sym_dup),
-            footprint, fwhm0)
+            footprint, fwhm0,
+            core_offset=(CORE_STAR_CORE_OFFSET if _axis_ratio(gal_models[0], footprint)
+                         < ELONGATED_AXIS_RATIO else CORE_STAR_MIN_OFFSET))
         if c_fit is not None:
             protect_centres.append(c_fit)
         if cx.size != n:
@@ -1343,12 +1347,14 @@ def remove_stars(image, *, bands=None, psf=None, fwhm=None, threshold=5.0, metho
 
 
 def _core_star(sub, bad, rmss, psfs, cx, cy, csat, phot, c, on_gal, taken, arrays,
-               footprint, fwhm, *, max_stars=2):
+               footprint, fwhm, *, max_stars=2, core_offset=CORE_STAR_MIN_OFFSET):
     """Stars on or beside the protected core, fitted in the light's asymmetry about the
     centre of symmetry ``c`` (`fit_offcentre_star`), one at a time (each one found is fitted
     with the next); the candidate at each (or a new one) gets its position and per-band
     fluxes. Returns the updated candidates and arrays, the candidates found this way
-    (bool), their fit results and the fitted centre (None when no star was found)."""
+    (bool), their fit results and the fitted centre (None when no star was found). A star
+    at the candidate taken for the core must lie ``core_offset`` FWHM or more from the
+    fitted centre."""
     from .deblend import fit_offcentre_star, offcentre_flux
 
     n = cx.size
@@ -1414,7 +1420,7 @@ def _core_star(sub, bad, rmss, psfs, cx, cy, csat, phot, c, on_gal, taken, array
             break  # a source fitted already
         j = int(np.argmin(d_s_all)) if d_s_all.size else -1
         if 0 <= j < n and d_s_all[j] <= tol and a["is_core"][j] and \
-                d_s < CORE_STAR_CORE_OFFSET * fwhm:
+                d_s < core_offset * fwhm:
             break  # the core itself, a little off a lopsided galaxy's centre of symmetry
         if j < 0 or d_s_all[j] > tol:
             j = cx.size
@@ -1466,6 +1472,22 @@ def _core_star(sub, bad, rmss, psfs, cx, cy, csat, phot, c, on_gal, taken, array
         c = c_fit
         shift = max(0.5, 0.2 * fwhm)
     return cx, cy, csat, phot, a, star, found, c_fit
+
+
+def _axis_ratio(model, footprint):
+    """Axis ratio (minor / major, from second moments) of the positive light of ``model``
+    inside ``footprint``; 1 when undefined."""
+    w = np.where(footprint, np.clip(np.nan_to_num(model), 0.0, None), 0.0)
+    tot = float(w.sum())
+    if tot <= 0:
+        return 1.0
+    yy, xx = np.indices(w.shape, dtype=np.float64)
+    mx, my = float((w * xx).sum()) / tot, float((w * yy).sum()) / tot
+    dx, dy = xx - mx, yy - my
+    cov = np.array([[(w * dx * dx).sum(), (w * dx * dy).sum()],
+                    [(w * dx * dy).sum(), (w * dy * dy).sum()]]) / tot
+    ev = np.linalg.eigvalsh(cov)
+    return float(math.sqrt(max(ev[0], 0.0) / ev[1])) if ev[1] > 0 else 1.0
 
 
 def _photometry(images, bad, rmss, psfs, cx, cy):
