@@ -19,10 +19,15 @@ The rules protect the target galaxy first. In order:
    off the locus), another *galaxy* elsewhere.
 5. On the protected galaxy, a point source (scale-1 score at least 0.6) away from the core
    that holds more than ``knot_max_fraction`` of the galaxy's flux is a star (no single
-   knot is that bright). Otherwise a star must in addition match the PSF at scale 1 at least
-   as well as ``on_galaxy_score``, have S/N of at least ``on_galaxy_snr``, and -- when the
-   galaxy has five or more compact sources and several bands are given -- differ in colour
-   from them by ``knot_sigma`` or more; otherwise it is a *knot*.
+   knot is that bright). On a red, passive galaxy (g - r of its smooth light at least
+   ``passive_gr``), a point source away from the core with a scale-1 score of at least
+   ``passive_score``, best scale at most ``on_galaxy_max_scale`` and S/N of at least
+   ``on_galaxy_snr`` is a star (such galaxies have no star-forming knots). Otherwise a star
+   must in addition match the PSF at scale 1 at least as well as ``on_galaxy_score`` (or
+   ``on_galaxy_colour_score`` when its colours are ``knot_far`` sigmas or more from the
+   knots'), have S/N of at least ``on_galaxy_snr``, and -- when the galaxy has five or
+   more compact sources and several bands are given -- differ in colour from them by
+   ``knot_sigma`` or more; otherwise it is a *knot*.
 6. Everything else is a star.
 
 Each decision comes with a plain-words reason, stored in the catalogue.
@@ -105,6 +110,14 @@ class DecisionRules:
         A point source on the galaxy (away from its core) holding more than this fraction of
         the galaxy's flux is a star: single star-forming knots carry a few per cent of a
         galaxy's light at most.
+    on_galaxy_colour_score, knot_far : float
+        A point source on the galaxy whose scale-1 score is below ``on_galaxy_score`` but at
+        least ``on_galaxy_colour_score`` is a star when its colours are ``knot_far`` or more
+        sigmas from the knots'.
+    passive_gr, passive_score : float
+        On a galaxy whose smooth light has g - r of at least ``passive_gr`` (red, passive:
+        no star-forming knots), a point source away from the core with a scale-1 score of
+        at least ``passive_score`` is a star.
 
     Examples
     --------
@@ -155,7 +168,9 @@ def classify(feat, *, rules=None):
         ``is_core`` (bool), and optionally ``galaxy_fraction`` (flux over the protected
         galaxy's flux) with ``near_core`` (bool), ``knot_distance`` (colour distance from the
         galaxy's compact sources, sigmas), ``locus_offset`` and ``locus_err`` (distance from
-        the stellar locus and its error, magnitudes; NaN when unknown) for the colour tests.
+        the stellar locus and its error, magnitudes; NaN when unknown) for the colour tests,
+        and ``galaxy_gr`` (scalar: g - r of the protected galaxy's smooth light, NaN when
+        unknown).
     rules : DecisionRules, optional
         Thresholds.
 
