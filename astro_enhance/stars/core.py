@@ -1098,15 +1098,15 @@ def remove_stars(image, *, bands=None, psf=None, fwhm=None, threshold=5.0, metho
 
     # -- colours ------------------------------------------------------------------------------
     order = _wavelength_order([b.name for b in blist])
+    canon = [_canonical_band(b.name) for b in blist]
     colour = np.full((n, max(nb - 1, 1)), np.nan)
     colour_err = np.full((n, max(nb - 1, 1)), np.nan)
     locus = locus_err = None
     if nb > 1 and n:
         for c_i, (ka, kb) in enumerate(zip(order[:-1], order[1:])):
             colour[:, c_i], colour_err[:, c_i] = _colour(phot[ka], phot[kb])
-        names_l = [_canonical_band(b.name) for b in blist]
-        if {"g", "r", "i"} <= set(names_l):
-            kg, kr, ki = (names_l.index(b) for b in "gri")
+        if {"g", "r", "i"} <= set(canon):
+            kg, kr, ki = (canon.index(b) for b in "gri")
             gr, egr = _colour(phot[kg], phot[kr])
             ri, eri = _colour(phot[kr], phot[ki])
             locus = _decide.stellar_locus_offset(gr, ri)
@@ -1139,10 +1139,9 @@ def remove_stars(image, *, bands=None, psf=None, fwhm=None, threshold=5.0, metho
     # the colour of the galaxy's smooth light (g - r): red, passive galaxies have no
     # star-forming knots
     galaxy_gr = float("nan")
-    names_c = [_canonical_band(b.name) for b in blist]
-    if footprint.any() and {"g", "r"} <= set(names_c):
-        mg = float(np.sum(gal_models[names_c.index("g")][footprint]))
-        mr = float(np.sum(gal_models[names_c.index("r")][footprint]))
+    if footprint.any() and {"g", "r"} <= set(canon):
+        mg = float(np.sum(gal_models[canon.index("g")][footprint]))
+        mr = float(np.sum(gal_models[canon.index("r")][footprint]))
         if mg > 0 and mr > 0:
             galaxy_gr = -2.5 * math.log10(mg / mr)
     feat = dict(snr=snr, peak_snr=peak_snr, galaxy_fraction=gal_frac, near_core=near_core,
@@ -1319,7 +1318,7 @@ def remove_stars(image, *, bands=None, psf=None, fwhm=None, threshold=5.0, metho
                          spikes={int(j + 1): [(round(a, 4), round(L, 1)) for a, L in v]
                                  for j, v in spikes.items() if v},
                          galaxy_gr=round(galaxy_gr, 3) if np.isfinite(galaxy_gr) else "unknown",
-                symmetry_centre=("none" if c_ref is None else
+                         symmetry_centre=("none" if c_ref is None else
                                           f"{c_ref[0]:.2f},{c_ref[1]:.2f}"),
                          protected=("none" if core_xy is None or not footprint.any() else
                                     f"core at x={core_xy[0]:.1f}, y={core_xy[1]:.1f}, "
@@ -1477,15 +1476,15 @@ def _core_star(sub, bad, rmss, psfs, cx, cy, csat, phot, c, on_gal, taken, array
 def _axis_ratio(model, footprint):
     """Axis ratio (minor / major, from second moments) of the positive light of ``model``
     inside ``footprint``; 1 when undefined."""
-    w = np.where(footprint, np.clip(np.nan_to_num(model), 0.0, None), 0.0)
+    ys, xs = np.nonzero(footprint)
+    w = np.clip(np.nan_to_num(model[ys, xs]), 0.0, None)
     tot = float(w.sum())
     if tot <= 0:
         return 1.0
-    yy, xx = np.indices(w.shape, dtype=np.float64)
-    mx, my = float((w * xx).sum()) / tot, float((w * yy).sum()) / tot
-    dx, dy = xx - mx, yy - my
-    cov = np.array([[(w * dx * dx).sum(), (w * dx * dy).sum()],
-                    [(w * dx * dy).sum(), (w * dy * dy).sum()]]) / tot
+    dx = xs - float(np.dot(w, xs)) / tot
+    dy = ys - float(np.dot(w, ys)) / tot
+    cov = np.array([[np.dot(w, dx * dx), np.dot(w, dx * dy)],
+                    [np.dot(w, dx * dy), np.dot(w, dy * dy)]]) / tot
     ev = np.linalg.eigvalsh(cov)
     return float(math.sqrt(max(ev[0], 0.0) / ev[1])) if ev[1] > 0 else 1.0
 

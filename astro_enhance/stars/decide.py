@@ -245,8 +245,7 @@ def classify(feat, *, rules=None):
                 continue
             kd = float(knot_distance[i]) if knot_distance is not None else float("nan")
             if passive and s1 >= r.passive_score and scale <= r.on_galaxy_max_scale and \
-                    snr >= r.on_galaxy_snr and not (
-                        "near_core" in feat and bool(feat["near_core"][i])):
+                    snr >= r.on_galaxy_snr and not near_core:
                 decision[i] = "star"
                 reason[i] = (f"point source (PSF score {s1:.2f}, S/N {snr:.0f}) on a red, "
                              f"passive galaxy (g-r {ggr:.2f}), which has no star-forming knots")
