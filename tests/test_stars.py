@@ -339,6 +339,57 @@ def test_galaxy_core_and_knots_are_protected():
     assert "core" in cat.meta["protected"]
 
 
+@pytest.mark.parametrize("seed", [500706, 501555, 501592, 501043])
+def test_simulated_cores_beside_bright_stars_are_kept(seed):
+    # train scenes of the simulator where the core used to be removed: a bright unsaturated
+    # star (peak > 1000 sigma) 6-10 px from the core pulled the centre estimates
+    # (500706, 501555, 501592); a star 3 px from the core, detected twice, had one of its
+    # detections taken for the core (501043)
+    from astro_enhance.simulate import simulate_pair
+
+    pair = simulate_pair(seed, bands=("g", "r", "i"))
+    res = _quiet(image=pair.sdss["r"], bands=[pair.sdss["g"], pair.sdss["i"]], rng=seed)
+    cat = res.catalog
+    gx, gy = pair.galaxy["x_sdss"], pair.galaxy["y_sdss"]
+    tx, ty = np.asarray(pair.stars["x_sdss"]), np.asarray(pair.stars["y_sdss"])
+    for j in np.nonzero(np.asarray(cat["decision"]) == "star")[0]:
+        if math.hypot(cat["x"][j] - gx, cat["y"][j] - gy) <= 1.5:
+            # removed at the core: must be a real star
+            assert np.min(np.hypot(tx - cat["x"][j], ty - cat["y"][j])) <= 2.0
+    assert np.any((np.asarray(cat["decision"]) == "core")
+                  & (np.hypot(cat["x"] - gx, cat["y"] - gy) <= 1.5))
+
+
+def test_bright_star_mask_leaves_the_galaxy_light():
+    # a bright star (masked and inpainted) whose halo reaches the galaxy: the mask does not
+    # take galaxy light where the galaxy outshines the star
+    shape = (128, 128)
+    gal = (60.0, 64.0, 3e4, 8.0, 0.8, 1500.0)
+    star = (92.0, 64.0, 6e4)
+    img = _scene(22, shape=shape, galaxy=gal, stars=[star])
+    no_star = _scene(22, shape=shape, galaxy=gal)
+    res = _quiet(image=_hdu(img), fwhm=FWHM, rng=0)
+    j = int(np.argmin(np.hypot(res.catalog["x"] - star[0], res.catalog["y"] - star[1])))
+    assert res.catalog["removal"][j] == "inpaint"
+    yy, xx = np.ogrid[0:shape[0], 0:shape[1]]
+    ap = (xx - gal[0]) ** 2 + (yy - gal[1]) ** 2 <= 16 ** 2
+    galaxy_flux = float(np.sum(no_star[ap]))
+    assert abs(float(np.sum(res.clean[ap])) - galaxy_flux) < 0.01 * galaxy_flux
+
+
+def test_rules_change_the_decision_and_bad_rules_are_refused():
+    shape = (128, 128)
+    gal = (64.0, 64.0, 4e4, 10.0, 0.7, 3000.0)
+    star = (80.5, 75.5, 1500.0)
+    img = _scene(5, shape=shape, galaxy=gal, stars=[star])
+    for rules, want in ((None, "star"), (DecisionRules(on_galaxy_score=1.01), "knot")):
+        cat = _quiet(image=_hdu(img), fwhm=FWHM, rng=0, rules=rules).catalog
+        j = int(np.argmin(np.hypot(cat["x"] - star[0], cat["y"] - star[1])))
+        assert cat["decision"][j] == want
+    with pytest.raises(InputError, match="DecisionRules"):
+        _quiet(image=_hdu(img), fwhm=FWHM, rules={"on_galaxy_score": 0.9})
+
+
 @pytest.mark.parametrize("with_star", [True, False])
 def test_star_beside_the_core_is_deblended_from_it(with_star):
     # a star 2.9 px (one FWHM) from the core of a symmetric galaxy: one blended peak

@@ -605,7 +605,7 @@ def _protect_center(protect, ref, shape):
 
 # -- main -------------------------------------------------------------------------------
 def remove_stars(image, *, bands=None, psf=None, fwhm=None, threshold=5.0, method="auto",
-                 inpaint="telea", protect=None, rng=None, saturation=None):
+                 inpaint="telea", protect=None, rng=None, saturation=None, rules=None):
     """Remove foreground stars from an image, protecting the target galaxy.
 
     Parameters
@@ -640,6 +640,10 @@ def remove_stars(image, *, bands=None, psf=None, fwhm=None, threshold=5.0, metho
     saturation : float, optional
         Saturation level of the main image (default: ``SATURATE`` header card, or a plateau
         at the maximum).
+    rules : `~astro_enhance.stars.DecisionRules`, optional
+        Thresholds of the star / knot / core / galaxy decision (default: the ones measured
+        in the docs). Stricter on-galaxy thresholds keep more galaxy knots at the price of
+        missing more stars on the galaxy.
 
     Returns
     -------
@@ -682,6 +686,10 @@ def remove_stars(image, *, bands=None, psf=None, fwhm=None, threshold=5.0, metho
         raise InputError(f"threshold must be a number of sigmas, got {threshold!r}") from None
     if not np.isfinite(threshold) or threshold <= 0:
         raise InputError(f"threshold must be a positive number of sigmas, got {threshold}")
+    if rules is None:
+        rules = _decide.DecisionRules()
+    elif not isinstance(rules, _decide.DecisionRules):
+        raise InputError(f"rules must be a DecisionRules, got {type(rules).__name__}")
     gen = np.random.default_rng(rng)
 
     blist, layout = _read_bands(image, "band0")
@@ -856,25 +864,12 @@ def remove_stars(image, *, bands=None, psf=None, fwhm=None, threshold=5.0, metho
         # the centre is never looked for next to a saturated star (its residual halo would
         # be the brightest "galaxy light" there)
         no_centre = None
-        ix0 = np.clip(np.round(cx).astype(int), 0, nx - 1)
-        iy0 = np.clip(np.round(cy).astype(int), 0, ny - 1)
         if csat.any():
             no_centre = ndimage.binary_dilation(sat_any, iterations=int(max(3, 2 * fwhm0)))
-            yy_, xx_ = np.ogrid[0:ny, 0:nx]
             for j in np.nonzero(csat)[0]:
-                # out to 3 FWHM, and wherever the star's model is above half the light
                 f_sat = max(float(phot[0]["flux"][j]), _flux_from_saturation(
                     sat_any, cx[j], cy[j], blist[0].data, psfs[0]))
-                r2 = (xx_ - cx[j]) ** 2 + (yy_ - cy[j]) ** 2
-                no_centre |= r2 <= (3 * fwhm0) ** 2
-                if f_sat > 0:
-                    r_j = float(np.clip(psfs[0].radius_at(f_sat, 0.1 * rmss[0][iy0[j], ix0[j]]),
-                                        3 * fwhm0, 0.25 * max(nx, ny)))
-                    box = r2 <= r_j ** 2
-                    yb, xb = np.nonzero(box)
-                    mod = f_sat * psfs[0].evaluate(xb - cx[j], yb - cy[j])
-                    dom = mod > 0.5 * np.abs(sub[0][yb, xb])
-                    no_centre[yb[dom], xb[dom]] = True
+                _star_dominated(no_centre, sub[0], rmss[0], psfs[0], cx[j], cy[j], f_sat)
         core_xy, ext_light = _galaxy_centre(sub[0], rmss[0], cx, cy, phot[0]["flux"], psfs[0],
                                             footprint, protect_xy, exclude=no_centre)
         core_xy2, ext_light2 = _galaxy_centre(sub[0], rmss[0], cx, cy, phot[0]["flux"],
@@ -927,6 +922,29 @@ def remove_stars(image, *, bands=None, psf=None, fwhm=None, threshold=5.0, metho
     k1 = list(scales).index(1.0)
     score1 = scores[:, k1] if n else np.zeros(0)
     pointlike = (best_scale <= 1.0) & (score1 >= 0.8) & (flux > 0) if n else np.zeros(0, bool)
+
+    # A bright unsaturated star beside the core (sharp, peak above BRIGHT_PEAK_SNR sigmas,
+    # 1.5-5 FWHM from the centre of the star-subtracted light) pulls the centre
+    # estimates that keep or mirror its light: they are found again with its PSF model
+    # subtracted, and no star is looked for in the light's asymmetry.
+    bright_near = np.zeros(n, bool)
+    if core_xy is not None and n:
+        bright_near = (~csat & (peak_snr >= BRIGHT_PEAK_SNR) & (score1 >= 0.9)
+                       & (best_scale <= 1.3) & near[iy, ix]
+                       & (np.abs(np.hypot(cx - core_xy[0], cy - core_xy[1]) - 3.25 * fwhm0)
+                          <= 1.75 * fwhm0))
+        if bright_near.any():
+            bn = np.nonzero(bright_near)[0]
+            rad_b = np.clip(psfs[0].radius_at(flux[bn], 0.1 * rmss[0][iy[bn], ix[bn]]),
+                            3 * fwhm0, 0.25 * max(nx, ny))
+            sub_nb = sub[0] - render_stars(shape, cx[bn], cy[bn], flux[bn], psfs[0],
+                                           radius=rad_b)
+            core_xy2, ext_light2 = _galaxy_centre(sub_nb, rmss[0], cx, cy, flux, psfs[0],
+                                                  footprint, protect_xy, subtract=False,
+                                                  exclude=no_centre)
+            c_sym = _symmetry_centre(sub_nb, bad[0], core_xy, cx, cy, fwhm0,
+                                     search=max(2.0, 1.5 * fwhm0),
+                                     radius=float(np.clip(0.5 * r_fp_, 3 * fwhm0, 25.0)))
 
     # the core: of the candidates near the centre of the galaxy's light, the one sitting
     # highest on its smoothed extended light
@@ -1047,6 +1065,20 @@ def remove_stars(image, *, bands=None, psf=None, fwhm=None, threshold=5.0, metho
                     fk = float(sym_flux[k][q])
                     phot[k]["flux"][j] = fk
                     phot[k]["peak"][j] = fk * psfs[k].evaluate(np.zeros(1), np.zeros(1))[0]
+            # the candidate taken for the core may be a second detection of a star found
+            # here (a blend split in two; within half a FWHM of the star and nearer to it
+            # than to the centre of symmetry): it goes with the star, and the core is the
+            # candidate nearest the centre of symmetry (within a FWHM)
+            for j in np.nonzero(is_core)[0]:
+                d_st = np.where(sym_star, np.hypot(cx - cx[j], cy - cy[j]), np.inf)
+                q = int(np.argmin(d_st))
+                if d_st[q] < min(0.5 * fwhm0, math.hypot(cx[j] - c_ref[0], cy[j] - c_ref[1])):
+                    is_core[j] = False
+                    sym_dup[j] = q + 1
+                    free_c = ~(sym_star | (sym_dup > 0) | csat | not_core) & on_gal
+                    d_cr = np.where(free_c, np.hypot(cx - c_ref[0], cy - c_ref[1]), np.inf)
+                    if d_cr.min() <= fwhm0:
+                        is_core[int(np.argmin(d_cr))] = True
             for j in np.nonzero(sym_dup)[0]:
                 is_core[j] = False
                 for k in range(nb):
@@ -1073,7 +1105,8 @@ def remove_stars(image, *, bands=None, psf=None, fwhm=None, threshold=5.0, metho
                  not_core=not_core, on_gal=on_gal, sym_star=sym_star, sym_dup=sym_dup),
             footprint, fwhm0,
             core_offset=(CORE_STAR_CORE_OFFSET if _axis_ratio(gal_models[0], footprint)
-                         < ELONGATED_AXIS_RATIO else CORE_STAR_MIN_OFFSET))
+                         < ELONGATED_AXIS_RATIO else CORE_STAR_MIN_OFFSET),
+            bright=bright_near)
         if c_fit is not None:
             protect_centres.append(c_fit)
         if cx.size != n:
@@ -1148,7 +1181,7 @@ def remove_stars(image, *, bands=None, psf=None, fwhm=None, threshold=5.0, metho
                 score=best_score, scale=best_scale, score1=score1, saturated=csat,
                 on_galaxy=on_gal, is_core=is_core, locus_offset=locus, locus_err=locus_err,
                 knot_distance=knot_dist, galaxy_gr=galaxy_gr)
-    decision, reason = _decide.classify(feat) if n else (np.zeros(0, str), np.zeros(0, str))
+    decision, reason = _decide.classify(feat, rules=rules) if n else (np.zeros(0, str), np.zeros(0, str))
     if sym_star.any():
         decision = decision.astype(object)
         reason = reason.astype(object)
@@ -1169,7 +1202,6 @@ def remove_stars(image, *, bands=None, psf=None, fwhm=None, threshold=5.0, metho
     if asym_star.any():
         decision = decision.astype(object)
         reason = reason.astype(object)
-        rules = _decide.DecisionRules()
         for j, info in asym_info.items():
             if decision[j] == "star":
                 continue
@@ -1228,6 +1260,7 @@ def remove_stars(image, *, bands=None, psf=None, fwhm=None, threshold=5.0, metho
         models.append(render_stars(shape, cx[sel], cy[sel], fl[sel], psfs[k], radius=rad[sel]))
 
     inpainted = np.zeros(shape, bool)
+    sat_masks = np.zeros(shape, bool)  # the masks of saturated stars
     if to_inpaint.any():
         # others subtracted, so spikes and halos of each bright star stand out: every star
         # is subtracted once, and each one's own model is added back in its window
@@ -1250,6 +1283,13 @@ def remove_stars(image, *, bands=None, psf=None, fwhm=None, threshold=5.0, metho
             mask_radius[j] = info["radius"]
             spikes[j] = info["spikes"]
             inpainted |= m
+            if csat[j]:
+                sat_masks |= m
+        # on the protected galaxy, an unsaturated star's halo is subtracted, not masked,
+        # where the galaxy's smooth light outshines the star's model: inpainting would
+        # take the galaxy light with it (a saturated star's model is too uncertain)
+        if footprint.any():
+            inpainted &= ~(footprint & (models[0] < gal_models[0]) & ~sat_masks)
         # the protected core is never inpainted: around each candidate decided "core",
         # unless it sits where a saturated star dominates (its mask wins there)
         if core_xy is not None and footprint.any():
@@ -1346,14 +1386,16 @@ def remove_stars(image, *, bands=None, psf=None, fwhm=None, threshold=5.0, metho
 
 
 def _core_star(sub, bad, rmss, psfs, cx, cy, csat, phot, c, on_gal, taken, arrays,
-               footprint, fwhm, *, max_stars=2, core_offset=CORE_STAR_MIN_OFFSET):
+               footprint, fwhm, *, max_stars=2, core_offset=CORE_STAR_MIN_OFFSET,
+               bright=None):
     """Stars on or beside the protected core, fitted in the light's asymmetry about the
     centre of symmetry ``c`` (`fit_offcentre_star`), one at a time (each one found is fitted
     with the next); the candidate at each (or a new one) gets its position and per-band
     fluxes. Returns the updated candidates and arrays, the candidates found this way
     (bool), their fit results and the fitted centre (None when no star was found). A star
     at the candidate taken for the core must lie ``core_offset`` FWHM or more from the
-    fitted centre."""
+    fitted centre. Nothing is looked for near a saturated star or a ``bright`` one (bool per
+    candidate)."""
     from .deblend import fit_offcentre_star, offcentre_flux
 
     n = cx.size
@@ -1362,8 +1404,8 @@ def _core_star(sub, bad, rmss, psfs, cx, cy, csat, phot, c, on_gal, taken, array
     ny, nx = shape
     R = max(3.5 * fwhm, 6.0)
     d_c = np.hypot(cx - c[0], cy - c[1])
-    if (csat & (d_c <= R + 6 * fwhm)).any():
-        # a saturated star's halo breaks the symmetry
+    if ((csat | (bright if bright is not None else False)) & (d_c <= R + 6 * fwhm)).any():
+        # a saturated (or bright) star's halo breaks the symmetry
         return cx, cy, csat, phot, arrays, np.zeros(n, bool), {}, None
     a = arrays
     f0 = np.asarray(phot[0]["flux"], float)
@@ -1471,6 +1513,33 @@ def _core_star(sub, bad, rmss, psfs, cx, cy, csat, phot, c, on_gal, taken, array
         c = c_fit
         shift = max(0.5, 0.2 * fwhm)
     return cx, cy, csat, phot, a, star, found, c_fit
+
+
+def _star_dominated(out, sub0, rms0, psf, x, y, flux):
+    """Mark in ``out`` (bool image, updated in place) the pixels a star of ``flux`` at
+    (``x``, ``y``) dominates: out to 3 FWHM, and wherever its PSF model is above half the
+    light. No galaxy centre is looked for there (the star's residual halo would be the
+    brightest "galaxy light")."""
+    ny, nx = out.shape
+    fwhm = psf.fwhm
+    r0 = 3 * fwhm
+    r_j = r0
+    if flux > 0:
+        lvl = 0.1 * rms0[int(np.clip(round(y), 0, ny - 1)), int(np.clip(round(x), 0, nx - 1))]
+        r_j = float(np.clip(psf.radius_at(flux, lvl), r0, 0.25 * max(nx, ny)))
+    x0, x1 = max(0, int(x - r_j)), min(nx, int(x + r_j) + 2)
+    y0, y1 = max(0, int(y - r_j)), min(ny, int(y + r_j) + 2)
+    yb, xb = np.mgrid[y0:y1, x0:x1]
+    r2 = (xb - x) ** 2 + (yb - y) ** 2
+    sel = r2 <= r0 ** 2
+    if flux > 0:
+        inside = r2 <= r_j ** 2
+        mod = flux * psf.evaluate((xb - x)[inside], (yb - y)[inside])
+        dom = np.zeros(r2.shape, bool)
+        dom[inside] = mod > 0.5 * np.abs(sub0[y0:y1, x0:x1][inside])
+        sel |= dom
+    out[y0:y1, x0:x1] |= sel
+    return out
 
 
 def _axis_ratio(model, footprint):
