@@ -4,6 +4,7 @@ Usage::
 
     PYTHONPATH=. python benchmarks/bench_stars.py [--n 80] [--split bench] [--bands g,r,i]
         [--no-real] [--no-sim] [--preview-dir docs/_static] [--workers 2]
+        [--rules on_galaxy_score=0.9,on_galaxy_colour_score=0.9]
 
 Simulated part (`astro_enhance.simulate.simulate_pair`, seeds of the "bench" split, disjoint
 from the "train" seeds the rules were tuned on). Every scene is simulated twice with the same
@@ -104,8 +105,8 @@ def simulate_scene(seed, bands, main="r"):
     return simulate_pair(seed, bands=bands), simulate_pair(seed, bands=(main,), n_stars=0)
 
 
-def run_scene(seed, bands, main="r", method="auto", inpaint="telea", scene=None):
-    from astro_enhance.stars import remove_stars
+def run_scene(seed, bands, main="r", method="auto", inpaint="telea", scene=None, rules=None):
+    from astro_enhance.stars import DecisionRules, remove_stars
 
     pair, twin = scene if scene is not None else simulate_scene(seed, bands, main)
     img = pair.sdss[main]
@@ -113,7 +114,8 @@ def run_scene(seed, bands, main="r", method="auto", inpaint="telea", scene=None)
     t0 = time.perf_counter()
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
-        res = remove_stars(img, bands=others or None, method=method, inpaint=inpaint, rng=seed)
+        res = remove_stars(img, bands=others or None, method=method, inpaint=inpaint, rng=seed,
+                           rules=DecisionRules(**rules) if rules else None)
     dt = time.perf_counter() - t0
     clean = res.clean[0] if res.clean.ndim == 3 else res.clean
     data = np.asarray(img.data, float)
@@ -266,23 +268,42 @@ def summarise(results, label, verbose=False):
 
 
 def _worker(args):
-    seed, bands = args
-    return run_scene(seed, bands)
+    seed, bands, rules = args
+    return run_scene(seed, bands, rules=rules)
 
 
-def bench_sim(n, split, bands, workers, verbose=False, start=None):
+def parse_rules(text):
+    """``"key=value,key=value"`` -> dict of `~astro_enhance.stars.DecisionRules` options."""
+    from astro_enhance.stars import DecisionRules
+
+    out = {}
+    for item in filter(None, (t.strip() for t in (text or "").split(","))):
+        key, sep, value = item.partition("=")
+        if not sep:
+            raise SystemExit(f"--rules: expected key=value, got {item!r}")
+        out[key.strip()] = float(value)
+    try:
+        DecisionRules(**out)
+    except TypeError as exc:
+        raise SystemExit(f"--rules: {exc}") from None
+    return out
+
+
+def bench_sim(n, split, bands, workers, verbose=False, start=None, rules=None):
     from astro_enhance.simulate import check_seeds
 
     seeds = list(check_seeds(split, n=n, start=start))
-    tasks = [(s, bands) for s in seeds]
+    tasks = [(s, bands, rules) for s in seeds]
     if workers > 1:
         from concurrent.futures import ProcessPoolExecutor
         with ProcessPoolExecutor(workers) as ex:
             results = list(ex.map(_worker, tasks))
     else:
         results = [_worker(t) for t in tasks]
-    return summarise(results, f"simulated {split} seeds {seeds[0]}..{seeds[-1]}, "
-                              f"bands {','.join(bands)}", verbose=verbose)
+    label = f"simulated {split} seeds {seeds[0]}..{seeds[-1]}, bands {','.join(bands)}"
+    if rules:
+        label += ", rules " + ", ".join(f"{k}={v:g}" for k, v in rules.items())
+    return summarise(results, label, verbose=verbose)
 
 
 # ----------------------------------------------------------------------------- real data
@@ -384,12 +405,17 @@ def main(argv=None):
     ap.add_argument("--no-real", action="store_true")
     ap.add_argument("--no-sim", action="store_true")
     ap.add_argument("--preview-dir", default=None, help="write preview PNGs here")
+    ap.add_argument("--rules", default="",
+                    help="decision thresholds other than the defaults, key=value,... "
+                         "(DecisionRules options)")
     args = ap.parse_args(argv)
     bands = tuple(b for b in args.bands.split(",") if b)
+    rules = parse_rules(args.rules)
     if not args.no_sim:
-        bench_sim(args.n, args.split, bands, args.workers, args.verbose, args.start)
+        bench_sim(args.n, args.split, bands, args.workers, args.verbose, args.start, rules)
         if args.single_band:
-            bench_sim(args.n, args.split, ("r",), args.workers, args.verbose, args.start)
+            bench_sim(args.n, args.split, ("r",), args.workers, args.verbose, args.start,
+                      rules)
     if not args.no_real:
         bench_sdss(args.preview_dir)
         bench_decam(args.preview_dir)

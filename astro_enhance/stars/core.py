@@ -1260,7 +1260,6 @@ def remove_stars(image, *, bands=None, psf=None, fwhm=None, threshold=5.0, metho
         models.append(render_stars(shape, cx[sel], cy[sel], fl[sel], psfs[k], radius=rad[sel]))
 
     inpainted = np.zeros(shape, bool)
-    sat_masks = np.zeros(shape, bool)  # the masks of saturated stars
     if to_inpaint.any():
         # others subtracted, so spikes and halos of each bright star stand out: every star
         # is subtracted once, and each one's own model is added back in its window
@@ -1283,13 +1282,12 @@ def remove_stars(image, *, bands=None, psf=None, fwhm=None, threshold=5.0, metho
             mask_radius[j] = info["radius"]
             spikes[j] = info["spikes"]
             inpainted |= m
-            if csat[j]:
-                sat_masks |= m
-        # on the protected galaxy, an unsaturated star's halo is subtracted, not masked,
-        # where the galaxy's smooth light outshines the star's model: inpainting would
-        # take the galaxy light with it (a saturated star's model is too uncertain)
-        if footprint.any():
-            inpainted &= ~(footprint & (models[0] < gal_models[0]) & ~sat_masks)
+        # on the protected galaxy (when a core was found on it: a footprint without one can
+        # be a saturated star's halo), a star's mask leaves out the pixels where the
+        # galaxy's smooth light outshines the star's model -- the star's light is
+        # subtracted there; inpainting would take the galaxy's light with it
+        if footprint.any() and np.any(decision == "core"):
+            inpainted &= ~(footprint & (models[0] < gal_models[0]))
         # the protected core is never inpainted: around each candidate decided "core",
         # unless it sits where a saturated star dominates (its mask wins there)
         if core_xy is not None and footprint.any():
