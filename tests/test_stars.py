@@ -1,7 +1,8 @@
 """Tests of astro_enhance.stars: PSF models, matching, inpainting, decisions, removal, CLI.
 
 Synthetic scenes are small, seeded and built here (Moffat stars, an exponential galaxy with
-a core and extended knots); real-data tests use ../shared/data/real and skip when absent.
+a core and extended knots); a few regression tests rerun train scenes of the simulator where
+a core used to be removed; real-data tests use ../shared/data/real and skip when absent.
 """
 
 import math

@@ -924,15 +924,16 @@ def remove_stars(image, *, bands=None, psf=None, fwhm=None, threshold=5.0, metho
     pointlike = (best_scale <= 1.0) & (score1 >= 0.8) & (flux > 0) if n else np.zeros(0, bool)
 
     # A bright unsaturated star beside the core (sharp, peak above BRIGHT_PEAK_SNR sigmas,
-    # 1.5-5 FWHM from the centre of the star-subtracted light) pulls the centre
+    # 1.5 FWHM from the centre of the star-subtracted light or more, and inside the disk
+    # where a star on the core is fitted: 3.5 FWHM, at least 6 px) pulls the centre
     # estimates that keep or mirror its light: they are found again with its PSF model
     # subtracted, and no star is looked for in the light's asymmetry.
     bright_near = np.zeros(n, bool)
     if core_xy is not None and n:
         bright_near = (~csat & (peak_snr >= BRIGHT_PEAK_SNR) & (score1 >= 0.9)
                        & (best_scale <= 1.3) & near[iy, ix]
-                       & (np.abs(np.hypot(cx - core_xy[0], cy - core_xy[1]) - 3.25 * fwhm0)
-                          <= 1.75 * fwhm0))
+                       & (np.hypot(cx - core_xy[0], cy - core_xy[1]) >= 1.5 * fwhm0)
+                       & (np.hypot(cx - core_xy[0], cy - core_xy[1]) <= max(3.5 * fwhm0, 6.0)))
         if bright_near.any():
             bn = np.nonzero(bright_near)[0]
             rad_b = np.clip(psfs[0].radius_at(flux[bn], 0.1 * rmss[0][iy[bn], ix[bn]]),
