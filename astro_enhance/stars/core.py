@@ -1182,7 +1182,8 @@ def remove_stars(image, *, bands=None, psf=None, fwhm=None, threshold=5.0, metho
                 score=best_score, scale=best_scale, score1=score1, saturated=csat,
                 on_galaxy=on_gal, is_core=is_core, locus_offset=locus, locus_err=locus_err,
                 knot_distance=knot_dist, galaxy_gr=galaxy_gr)
-    decision, reason = _decide.classify(feat, rules=rules) if n else (np.zeros(0, str), np.zeros(0, str))
+    decision, reason = (_decide.classify(feat, rules=rules) if n else
+                        (np.zeros(0, str), np.zeros(0, str)))
     if sym_star.any():
         decision = decision.astype(object)
         reason = reason.astype(object)
