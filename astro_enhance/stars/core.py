@@ -930,16 +930,12 @@ def remove_stars(image, *, bands=None, psf=None, fwhm=None, threshold=5.0, metho
     # subtracted, and no star is looked for in the light's asymmetry.
     bright_near = np.zeros(n, bool)
     if core_xy is not None and n:
+        d_core = np.hypot(cx - core_xy[0], cy - core_xy[1])
         bright_near = (~csat & (peak_snr >= BRIGHT_PEAK_SNR) & (score1 >= 0.9)
                        & (best_scale <= 1.3) & near[iy, ix]
-                       & (np.hypot(cx - core_xy[0], cy - core_xy[1]) >= 1.5 * fwhm0)
-                       & (np.hypot(cx - core_xy[0], cy - core_xy[1]) <= max(3.5 * fwhm0, 6.0)))
+                       & (d_core >= 1.5 * fwhm0) & (d_core <= max(3.5 * fwhm0, 6.0)))
         if bright_near.any():
-            bn = np.nonzero(bright_near)[0]
-            rad_b = np.clip(psfs[0].radius_at(flux[bn], 0.1 * rmss[0][iy[bn], ix[bn]]),
-                            3 * fwhm0, 0.25 * max(nx, ny))
-            sub_nb = sub[0] - render_stars(shape, cx[bn], cy[bn], flux[bn], psfs[0],
-                                           radius=rad_b)
+            sub_nb = sub[0] - _psf_models(shape, rmss[0], cx, cy, flux, psfs[0], bright_near)
             core_xy2, ext_light2 = _galaxy_centre(sub_nb, rmss[0], cx, cy, flux, psfs[0],
                                                   footprint, protect_xy, subtract=False,
                                                   exclude=no_centre)
@@ -1539,7 +1535,6 @@ def _star_dominated(out, sub0, rms0, psf, x, y, flux):
         dom[inside] = mod > 0.5 * np.abs(sub0[y0:y1, x0:x1][inside])
         sel |= dom
     out[y0:y1, x0:x1] |= sel
-    return out
 
 
 def _axis_ratio(model, footprint):
@@ -1674,6 +1669,21 @@ def _smooth_galaxy(sub, cx, cy, flux, psf, rms, region, fwhm):
     return np.where(region, img, 0.0)
 
 
+def _psf_models(shape, rms0, cx, cy, flux, psf, sel):
+    """The PSF models of the candidates ``sel`` (bool) with positive flux, each rendered out
+    to where it falls below a tenth of the local noise (3 FWHM at least); 0.0 when there is
+    none."""
+    ny, nx = shape
+    sel = np.asarray(sel, bool) & (flux > 0)
+    if not sel.any():
+        return 0.0
+    ix = np.clip(np.round(cx[sel]).astype(int), 0, nx - 1)
+    iy = np.clip(np.round(cy[sel]).astype(int), 0, ny - 1)
+    rad = np.clip(psf.radius_at(flux[sel], 0.1 * rms0[iy, ix]), 3 * psf.fwhm,
+                  0.25 * max(nx, ny))
+    return render_stars(shape, cx[sel], cy[sel], flux[sel], psf, radius=rad)
+
+
 def _galaxy_centre(sub0, rms0, cx, cy, flux, psf, footprint, protect_xy, subtract=True,
                    exclude=None):
     """Centre of the protected galaxy and its smoothed light.
@@ -1689,13 +1699,8 @@ def _galaxy_centre(sub0, rms0, cx, cy, flux, psf, footprint, protect_xy, subtrac
     ny, nx = shape
     fwhm = psf.fwhm
     img = np.nan_to_num(sub0 / rms0)
-    pos = (flux > 0) & bool(subtract)
-    if pos.any():
-        ix = np.clip(np.round(cx).astype(int), 0, nx - 1)
-        iy = np.clip(np.round(cy).astype(int), 0, ny - 1)
-        rad = np.clip(psf.radius_at(flux, 0.1 * rms0[iy, ix]), 3 * fwhm, 0.25 * max(nx, ny))
-        img = img - render_stars(shape, cx[pos], cy[pos], flux[pos], psf,
-                                 radius=rad[pos]) / rms0
+    if subtract:
+        img = img - _psf_models(shape, rms0, cx, cy, flux, psf, np.ones(cx.size, bool)) / rms0
     if exclude is not None:
         img = np.where(exclude, 0.0, img)  # residuals of saturated stars are no galaxy light
     r_fp = math.sqrt(footprint.sum() / math.pi)
