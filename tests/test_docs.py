@@ -27,7 +27,7 @@ DOCTESTED = ["astro_enhance.exceptions", "astro_enhance.io", "astro_enhance.surv
              "astro_enhance.training.data", "astro_enhance.training.recipes",
              "astro_enhance.training.loops", "astro_enhance.stars.core",
              "astro_enhance.stars.psf", "astro_enhance.stars.decide",
-             "astro_enhance.stars.preview"]
+             "astro_enhance.stars.matching", "astro_enhance.stars.preview"]
 
 _SECTION = re.compile(r"^(?P<name>[A-Z][A-Za-z ]+)\n-{3,}\s*$", re.M)
 

@@ -391,6 +391,71 @@ def test_rules_change_the_decision_and_bad_rules_are_refused():
         _quiet(image=_hdu(img), fwhm=FWHM, rules={"on_galaxy_score": 0.9})
 
 
+def test_psf_extent_tells_blends_of_knots_from_stars():
+    # unresolved sources (S/N 30-300) keep a width near the PSF's and a chi-square gain of
+    # the order of 1; a blend of three point sources 2.5-3.5 px apart (knots inside about one
+    # seeing disk; the simulator's blends taken for stars fitted 1.5-1.7 PSF widths) is
+    # wider and fits far better wide
+    from astro_enhance.stars import psf_extent, psf_from_fwhm
+
+    psf = psf_from_fwhm(FWHM)
+    rng = np.random.default_rng(3)
+    yy, xx = np.mgrid[0:60, 0:600]
+    img = rng.normal(0.0, 1.0, yy.shape)
+    stars = [(20.0 + 40 * k + rng.uniform(-0.5, 0.5), 20.0 + rng.uniform(-0.5, 0.5),
+              f) for k, f in enumerate(np.geomspace(200, 2000, 14))]
+    blends = []
+    for k, f in enumerate(np.geomspace(400, 2000, 14)):
+        x0, y0 = 20.0 + 40 * k, 45.0
+        for dx, dy in ((0.0, 0.0), (2.5, 1.0), (-1.0, 2.5)):
+            img += f / 3 * psf.evaluate(xx - x0 - dx, yy - y0 - dy)
+        blends.append((x0 + 0.5, y0 + 3.5 / 3))
+    for x, y, f in stars:
+        img += f * psf.evaluate(xx - x, yy - y)
+    x = [p[0] for p in stars] + [p[0] for p in blends]
+    y = [p[1] for p in stars] + [p[1] for p in blends]
+    w, d = psf_extent(img, np.ones_like(img), x, y, psf)
+    rules = DecisionRules()
+    star_res = (w[:14] >= rules.resolved_width) & (d[:14] >= rules.resolved_dchi2)
+    blend_res = (w[14:] >= rules.resolved_width) & (d[14:] >= rules.resolved_dchi2)
+    assert not star_res.any()
+    assert np.all(np.abs(w[:14] - 1) < 0.2)
+    assert blend_res.all()
+    # select= fits only some; the others are NaN
+    w2, _ = psf_extent(img, np.ones_like(img), x[:2], y[:2], psf, select=[False, True])
+    assert np.isnan(w2[0]) and abs(w2[1] - w[1]) < 1e-6
+
+
+def test_resolved_sources_on_the_galaxy_are_not_stars():
+    f = dict(snr=np.array([60.0, 60.0]), score=np.array([0.85, 0.85]),
+             scale=np.array([1.0, 1.0]), score1=np.array([0.85, 0.85]),
+             saturated=np.array([False, False]), on_galaxy=np.array([True, True]),
+             is_core=np.array([False, False]), near_core=np.array([False, False]),
+             extent=np.array([1.6, 1.05]), extent_dchi2=np.array([80.0, 2.0]))
+    dec, why = classify(f)
+    assert dec.tolist() == ["knot", "star"]
+    assert "resolved" in why[0]
+    # thresholds are rules: a width of 1.6 PSF widths is not resolved at 2.0
+    assert classify(f, rules=DecisionRules(resolved_width=2.0))[0].tolist() == ["star", "star"]
+
+
+@pytest.mark.parametrize("seed", [502662, 502791, 502504, 502157])
+def test_simulated_blends_of_knots_are_kept(seed):
+    # train scenes of the simulator where a blend of 2-8 star-forming knots (PSF score
+    # 0.81-0.84, S/N 50-100) was removed as a star, taking 7-15% of the galaxy's flux
+    from astro_enhance.simulate import simulate_pair
+
+    pair = simulate_pair(seed, bands=("g", "r", "i"))
+    res = _quiet(image=pair.sdss["r"], bands=[pair.sdss["g"], pair.sdss["i"]], rng=seed)
+    cat = res.catalog
+    tx, ty = np.asarray(pair.stars["x_sdss"]), np.asarray(pair.stars["y_sdss"])
+    on = np.nonzero((np.asarray(cat["decision"]) == "star") & np.asarray(cat["on_galaxy"]))[0]
+    for j in on:
+        assert tx.size and np.min(np.hypot(tx - cat["x"][j], ty - cat["y"][j])) <= 2.0
+    assert np.any(np.asarray(cat["reason"]) != "") and np.any(
+        np.char.find(np.asarray(cat["reason"], str), "resolved") >= 0)
+
+
 @pytest.mark.parametrize("with_star", [True, False])
 def test_star_beside_the_core_is_deblended_from_it(with_star):
     # a star 2.9 px (one FWHM) from the core of a symmetric galaxy: one blended peak

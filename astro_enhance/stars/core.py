@@ -21,7 +21,7 @@ from ..exceptions import AstroEnhanceWarning, InputError, NoStarsWarning, WCSErr
 from . import decide as _decide
 from .detection import (background_and_noise, find_candidates, galaxy_footprint,
                         saturated_regions, saturation_level)
-from .matching import DEFAULT_SCALES, match_scores
+from .matching import DEFAULT_SCALES, match_scores, psf_extent
 from .psf import PSFModel, build_epsf, fit_moffat, psf_from_array, psf_from_fwhm, read_psf
 from .removal import (INPAINT_METHODS, bright_star_mask, fit_psf_photometry, inpaint,
                       render_stars)
@@ -93,8 +93,10 @@ class StarRemovalResult:
         ``score1`` (match at the PSF scale), ``colour`` (magnitude differences of consecutive
         bands, NaN with one band), ``decision`` (star, knot, core, galaxy), ``reason``,
         ``removal`` (subtract, inpaint or empty), ``saturated``, ``on_galaxy``, ``chi2``,
-        ``mask_radius``; per-band fluxes ``flux_<band>`` with several bands. ``meta`` records
-        the PSF, thresholds and method.
+        ``extent`` and ``extent_dchi2`` (best-fitting width in PSF units and its chi-square
+        gain, `~astro_enhance.stars.psf_extent`, for sources on the protected galaxy that
+        could be stars; NaN elsewhere), ``mask_radius``; per-band fluxes ``flux_<band>``
+        with several bands. ``meta`` records the PSF, thresholds and method.
     psf : `~astro_enhance.stars.PSFModel` or list of them
         PSF used (one per band).
     band_names : list of str
@@ -1180,6 +1182,23 @@ def remove_stars(image, *, bands=None, psf=None, fwhm=None, threshold=5.0, metho
                 knot_distance=knot_dist, galaxy_gr=galaxy_gr)
     decision, reason = (_decide.classify(feat, rules=rules) if n else
                         (np.zeros(0, str), np.zeros(0, str)))
+    # A source on the galaxy that the PSF fits worse than a wider copy of it is resolved (a
+    # blend of knots, a knot larger than the seeing): measured where it can change a
+    # decision -- sources on the galaxy taken for stars so far -- on the image without the
+    # galaxy's smooth light and without the neighbours (sources added since have their
+    # light there still). Stars found in the light's asymmetry are not tested: beside the
+    # core that image holds some of the core's light too, and they were fitted on the
+    # asymmetric light, where the core cancels.
+    extent = np.full(n, np.nan)
+    extent_dchi2 = np.full(n, np.nan)
+    fit_ext = on_gal & ~csat & ~is_core & (decision == "star") & ~asym_star if n else None
+    if n and fit_ext.any():
+        back = np.zeros(n)
+        back[:fl_pos.size] = fl_pos
+        extent, extent_dchi2 = psf_extent(resid0, rmss[0], cx, cy, psfs[0], add_back=back,
+                                          select=fit_ext)
+        feat.update(extent=extent, extent_dchi2=extent_dchi2)
+        decision, reason = _decide.classify(feat, rules=rules)
     if sym_star.any():
         decision = decision.astype(object)
         reason = reason.astype(object)
@@ -1341,6 +1360,8 @@ def remove_stars(image, *, bands=None, psf=None, fwhm=None, threshold=5.0, metho
     cat["saturated"] = csat
     cat["on_galaxy"] = on_gal
     cat["chi2"] = phot[0]["chi2"] if n else np.zeros(0)
+    cat["extent"] = extent
+    cat["extent_dchi2"] = extent_dchi2
     cat["mask_radius"] = mask_radius
     cat["n_spikes"] = np.array([len(spikes.get(j, ())) for j in range(n)], dtype=int)
     if nb > 1:

@@ -17,17 +17,20 @@ The rules protect the target galaxy first. In order:
    ``colour_sigma`` measurement errors (and at least ``colour_floor`` mag) off the locus is
    not a star: a *knot* on the galaxy (star-forming regions, whose emission lines put them
    off the locus), another *galaxy* elsewhere.
-5. On the protected galaxy, a point source (scale-1 score at least 0.6) away from the core
-   that holds more than ``knot_max_fraction`` of the galaxy's flux is a star (no single
-   knot is that bright). On a red, passive galaxy (g - r of its smooth light at least
-   ``passive_gr``), a point source away from the core with a scale-1 score of at least
-   ``passive_score``, best scale at most ``on_galaxy_max_scale`` and S/N of at least
-   ``on_galaxy_snr`` is a star (such galaxies have no star-forming knots). Otherwise a star
-   must in addition match the PSF at scale 1 at least as well as ``on_galaxy_score`` (or
-   ``on_galaxy_colour_score`` when its colours are ``knot_far`` sigmas or more from the
-   knots'), have S/N of at least ``on_galaxy_snr``, and -- when the galaxy has five or
-   more compact sources and several bands are given -- differ in colour from them by
-   ``knot_sigma`` or more; otherwise it is a *knot*.
+5. On the protected galaxy, a source that the PSF fits worse than a wider copy of it
+   (`~astro_enhance.stars.psf_extent`: best width at least ``resolved_width`` times the
+   PSF's, chi-square lower by ``resolved_dchi2`` or more) is resolved: a *knot* (a blend of
+   star-forming knots, or a knot larger than the seeing). Then a point source (scale-1 score
+   at least 0.6) away from the core that holds more than ``knot_max_fraction`` of the
+   galaxy's flux is a star (no single knot is that bright). On a red, passive galaxy (g - r
+   of its smooth light at least ``passive_gr``), a point source away from the core with a
+   scale-1 score of at least ``passive_score``, best scale at most ``on_galaxy_max_scale``
+   and S/N of at least ``on_galaxy_snr`` is a star (such galaxies have no star-forming
+   knots). Otherwise a star must in addition match the PSF at scale 1 at least as well as
+   ``on_galaxy_score`` (or ``on_galaxy_colour_score`` when its colours are ``knot_far``
+   sigmas or more from the knots'), have S/N of at least ``on_galaxy_snr``, and -- when the
+   galaxy has five or more compact sources and several bands are given -- differ in colour
+   from them by ``knot_sigma`` or more; otherwise it is a *knot*.
 6. Everything else is a star.
 
 Each decision comes with a plain-words reason, stored in the catalogue.
@@ -80,6 +83,17 @@ def stellar_locus_offset(gr, ri):
     return np.where(np.isfinite(gr) & np.isfinite(ri), out, np.nan)
 
 
+def _resolved(extent, extent_dchi2, i, rules):
+    """Whether source ``i`` is resolved under ``rules`` (`DecisionRules`): best width at
+    least ``resolved_width`` PSF widths and chi-square gain at least ``resolved_dchi2``
+    (False when either is missing or NaN)."""
+    if extent is None or extent_dchi2 is None:
+        return False
+    w, d = float(extent[i]), float(extent_dchi2[i])
+    return bool(np.isfinite(w) and np.isfinite(d) and w >= rules.resolved_width
+                and d >= rules.resolved_dchi2)
+
+
 class DecisionRules:
     """Thresholds of the star / knot / core / galaxy decision.
 
@@ -118,6 +132,11 @@ class DecisionRules:
         On a galaxy whose smooth light has g - r of at least ``passive_gr`` (red, passive:
         no star-forming knots), a point source away from the core with a scale-1 score of
         at least ``passive_score`` is a star.
+    resolved_width, resolved_dchi2 : float
+        A source on the galaxy whose best-fitting width
+        (`~astro_enhance.stars.psf_extent`) is at least ``resolved_width`` times the PSF's,
+        with a chi-square lower than the PSF's by at least ``resolved_dchi2``, is resolved:
+        not a star.
 
     Examples
     --------
@@ -135,7 +154,8 @@ class DecisionRules:
     def __init__(self, *, min_score=0.5, max_scale=1.3, on_galaxy_score=0.8, on_galaxy_snr=8.0,
                  on_galaxy_max_scale=1.3, colour_sigma=3.0, colour_floor=0.5, knot_sigma=2.0,
                  bright_snr=1000.0, bright_score=0.8, knot_max_fraction=0.1,
-                 on_galaxy_colour_score=0.7, knot_far=3.0, passive_gr=0.7, passive_score=0.6):
+                 on_galaxy_colour_score=0.7, knot_far=3.0, passive_gr=0.7, passive_score=0.6,
+                 resolved_width=1.3, resolved_dchi2=9.0):
         self.min_score = float(min_score)
         self.max_scale = float(max_scale)
         self.on_galaxy_score = float(on_galaxy_score)
@@ -151,6 +171,8 @@ class DecisionRules:
         self.knot_far = float(knot_far)
         self.passive_gr = float(passive_gr)
         self.passive_score = float(passive_score)
+        self.resolved_width = float(resolved_width)
+        self.resolved_dchi2 = float(resolved_dchi2)
 
     def __repr__(self):
         items = ", ".join(f"{k}={v:g}" for k, v in vars(self).items())
@@ -169,8 +191,9 @@ def classify(feat, *, rules=None):
         galaxy's flux) with ``near_core`` (bool), ``knot_distance`` (colour distance from the
         galaxy's compact sources, sigmas), ``locus_offset`` and ``locus_err`` (distance from
         the stellar locus and its error, magnitudes; NaN when unknown) for the colour tests,
-        and ``galaxy_gr`` (scalar: g - r of the protected galaxy's smooth light, NaN when
-        unknown).
+        ``galaxy_gr`` (scalar: g - r of the protected galaxy's smooth light, NaN when
+        unknown), and ``extent`` with ``extent_dchi2`` (best width in PSF units and its
+        chi-square gain, `~astro_enhance.stars.psf_extent`; NaN when not measured).
     rules : DecisionRules, optional
         Thresholds.
 
@@ -198,6 +221,8 @@ def classify(feat, *, rules=None):
     knot_distance = feat.get("knot_distance")
     ggr = float(feat.get("galaxy_gr", float("nan")))
     passive = np.isfinite(ggr) and ggr >= r.passive_gr
+    extent = feat.get("extent")
+    extent_dchi2 = feat.get("extent_dchi2")
     for i in range(n):
         snr = float(feat["snr"][i])
         score = float(feat["score"][i])
@@ -236,6 +261,11 @@ def classify(feat, *, rules=None):
                              f"(> {tol:.2f})")
                 continue
         if on:
+            if _resolved(extent, extent_dchi2, i, r):
+                decision[i] = "knot"
+                reason[i] = (f"on the galaxy and resolved: best fit {extent[i]:.2f} times the "
+                             f"PSF width (chi-square lower by {extent_dchi2[i]:.0f})")
+                continue
             frac = float(feat["galaxy_fraction"][i]) if "galaxy_fraction" in feat else 0.0
             near_core = bool(feat["near_core"][i]) if "near_core" in feat else True
             if frac >= r.knot_max_fraction and s1 >= 0.6 and not near_core:
