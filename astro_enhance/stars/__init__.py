@@ -15,5 +15,5 @@ from .removal import INPAINT_METHODS, inpaint
 
 __all__ = ["remove_stars", "StarRemovalResult", "plain_catalog", "METHODS", "INPAINT_METHODS",
            "PSFModel", "psf_from_fwhm", "psf_from_array", "read_psf", "build_epsf",
-           "match_scores", "psf_extent", "DEFAULT_SCALES", "classify", "DecisionRules", "DECISIONS",
-           "inpaint", "save_star_preview", "fit_offcentre_star", "offcentre_flux"]
+           "match_scores", "psf_extent", "DEFAULT_SCALES", "classify", "DecisionRules",
+           "DECISIONS", "inpaint", "save_star_preview", "fit_offcentre_star", "offcentre_flux"]

@@ -1198,7 +1198,12 @@ def remove_stars(image, *, bands=None, psf=None, fwhm=None, threshold=5.0, metho
         extent, extent_dchi2 = psf_extent(resid0, rmss[0], cx, cy, psfs[0], add_back=back,
                                           select=fit_ext)
         feat.update(extent=extent, extent_dchi2=extent_dchi2)
-        decision, reason = _decide.classify(feat, rules=rules)
+        # only the measured ones can change: decided again alone
+        part = {k: (v[fit_ext] if isinstance(v, np.ndarray) and v.shape[:1] == (n,) else v)
+                for k, v in feat.items()}
+        decision, reason = decision.astype(object), reason.astype(object)
+        decision[fit_ext], reason[fit_ext] = _decide.classify(part, rules=rules)
+        decision, reason = decision.astype(str), reason.astype(str)
     if sym_star.any():
         decision = decision.astype(object)
         reason = reason.astype(object)

@@ -83,17 +83,6 @@ def stellar_locus_offset(gr, ri):
     return np.where(np.isfinite(gr) & np.isfinite(ri), out, np.nan)
 
 
-def _resolved(extent, extent_dchi2, i, rules):
-    """Whether source ``i`` is resolved under ``rules`` (`DecisionRules`): best width at
-    least ``resolved_width`` PSF widths and chi-square gain at least ``resolved_dchi2``
-    (False when either is missing or NaN)."""
-    if extent is None or extent_dchi2 is None:
-        return False
-    w, d = float(extent[i]), float(extent_dchi2[i])
-    return bool(np.isfinite(w) and np.isfinite(d) and w >= rules.resolved_width
-                and d >= rules.resolved_dchi2)
-
-
 class DecisionRules:
     """Thresholds of the star / knot / core / galaxy decision.
 
@@ -221,8 +210,13 @@ def classify(feat, *, rules=None):
     knot_distance = feat.get("knot_distance")
     ggr = float(feat.get("galaxy_gr", float("nan")))
     passive = np.isfinite(ggr) and ggr >= r.passive_gr
-    extent = feat.get("extent")
-    extent_dchi2 = feat.get("extent_dchi2")
+    # resolved (best PSF width and its chi-square gain over the PSF; NaN: not measured)
+    resolved = np.zeros(n, bool)
+    if feat.get("extent") is not None and feat.get("extent_dchi2") is not None:
+        extent = np.asarray(feat["extent"], float)
+        extent_dchi2 = np.asarray(feat["extent_dchi2"], float)
+        with np.errstate(invalid="ignore"):
+            resolved = (extent >= r.resolved_width) & (extent_dchi2 >= r.resolved_dchi2)
     for i in range(n):
         snr = float(feat["snr"][i])
         score = float(feat["score"][i])
@@ -261,7 +255,7 @@ def classify(feat, *, rules=None):
                              f"(> {tol:.2f})")
                 continue
         if on:
-            if _resolved(extent, extent_dchi2, i, r):
+            if resolved[i]:
                 decision[i] = "knot"
                 reason[i] = (f"on the galaxy and resolved: best fit {extent[i]:.2f} times the "
                              f"PSF width (chi-square lower by {extent_dchi2[i]:.0f})")
