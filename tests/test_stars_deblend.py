@@ -59,9 +59,23 @@ def test_star_near_the_core_is_measured(offset):
     assert math.hypot(fit["cx"] - 30.2, fit["cy"] - 29.7) < 0.3
     assert abs(fit["flux"] / 60.0 - 1) < 0.08
     assert fit["flux"] > 20 * fit["flux_err"] and fit["dchi2_wide"] > 0
+    assert fit["dchi2_resolved"] > 0  # a star: the PSF fits better than a wider template
     # the other bands: the flux at fixed positions
     f, e = offcentre_flux(img, (fit["cx"], fit["cy"]), (fit["x"], fit["y"]), PSF, rms=0.05)
     assert abs(f / 60.0 - 1) < 0.08 and e > 0
+
+
+def test_a_resolved_asymmetry_fits_the_wider_template_better():
+    # a core 1.5 px off the centre of the outer disk, 1.5 times wider than the PSF: the
+    # asymmetry it leaves is fitted, but better by the template 1.3 times wider
+    shape = (61, 61)
+    rng = np.random.default_rng(6)
+    img = _galaxy(shape, 30.0, 30.0, 400.0, 8.0) + \
+        _galaxy(shape, 31.2, 30.9, 0.0, 8.0, bulge=80.0, bulge_sigma=1.2) + \
+        rng.normal(0, 0.05, shape)
+    fit = fit_offcentre_star(img, (30.0, 30.0), PSF, rms=0.05, starts=[(31.0, 31.0)])
+    assert fit["flux"] > 20 * fit["flux_err"]
+    assert fit["dchi2_resolved"] < -9
 
 
 def test_symmetric_galaxy_has_no_star():

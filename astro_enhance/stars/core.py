@@ -43,7 +43,8 @@ SYM_MIN_SCORE = 0.9
 #: galaxy's centre of symmetry, is kept when its flux is at least this many errors (and the
 #: fit's chi-square gain at least its square) ...
 CORE_STAR_SNR = 20.0
-#: ... or, down to this many errors, when it is also sharp (`CORE_STAR_SHARP`) ...
+#: ... or, down to this many errors (but `CORE_STAR_SNR` within `CORE_STAR_CORE_OFFSET`
+#: FWHM of the centre), when it is also sharp (`CORE_STAR_SHARP`) ...
 CORE_STAR_SNR_SHARP = 10.0
 #: ... and it lies at least this many FWHM from the centre (closer in, a star and a
 #: slightly off-centre core make the same asymmetry).
@@ -66,6 +67,13 @@ CORE_STAR_SHARP = 0.1
 #: anywhere within that distance when no candidate is there); farther ones are either fitted
 #: with it (sharp point sources) or left out.
 CORE_STAR_SEARCH = 3.5
+#: ... and, within `CORE_STAR_RESOLVED_OFFSET` FWHM of the fitted centre, it is not
+#: resolved: refused when a template 1.3 times wider than the PSF fits the asymmetry better
+#: by this much chi-square or more (a core a little off the centre of symmetry of the outer
+#: light; farther out, true stars beside the core fit that template better about as often
+#: as blends of knots do, so the test is not made there).
+CORE_STAR_RESOLVED_DCHI2 = 9.0
+CORE_STAR_RESOLVED_OFFSET = 0.7
 
 _RGB_SUFFIXES = (".png", ".jpg", ".jpeg", ".tif", ".tiff", ".bmp")
 
@@ -1470,8 +1478,16 @@ def _core_star(sub, bad, rmss, psfs, cx, cy, csat, phot, c, on_gal, taken, array
                        and fit["dchi2_wide"] >= CORE_STAR_SHARP * fit["dchi2"])
         ok = (fit["flux"] > 0 and (strong or sharp_faint) and fit["dchi2_wide"] > 0
               and CORE_STAR_MIN_OFFSET * fwhm <= d_s <= R
+              # closer in than CORE_STAR_CORE_OFFSET FWHM (on any galaxy), a flux of
+              # CORE_STAR_SNR errors: there a fainter sharp asymmetry is as often a
+              # lopsided core as a star
+              and (fit["flux"] >= CORE_STAR_SNR * fit["flux_err"]
+                   or d_s >= CORE_STAR_CORE_OFFSET * fwhm)
               # the star explains most of the asymmetry (above the noise) about the centre
-              and fit["dchi2"] >= CORE_STAR_EXPLAINED * (fit["chi2_0"] - fit["n_pix"]))
+              and fit["dchi2"] >= CORE_STAR_EXPLAINED * (fit["chi2_0"] - fit["n_pix"])
+              # and it is not resolved
+              and not (fit["dchi2_resolved"] <= -CORE_STAR_RESOLVED_DCHI2
+                       and d_s <= CORE_STAR_RESOLVED_OFFSET * fwhm))
         if not ok:
             break
         # the candidate at the star (not a known source), or a new one

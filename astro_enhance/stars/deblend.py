@@ -52,7 +52,8 @@ def _window(img, centre, h, rms, bad, exclude):
 
 
 def fit_offcentre_star(image, centre, psf, *, rms, bad=None, exclude=None, starts=(),
-                       known=(), radius=None, max_centre_shift=1.5, wide_scale=1.6):
+                       known=(), radius=None, max_centre_shift=1.5, wide_scale=1.6,
+                       resolved_scale=1.3):
     """Fit a point source in the asymmetric part of the light around a galaxy's centre.
 
     Parameters
@@ -79,15 +80,16 @@ def fit_offcentre_star(image, centre, psf, *, rms, bad=None, exclude=None, start
         Radius of the fitted disk about the centre (default ``max(3.5 FWHM, 6)`` pixels).
     max_centre_shift : float, optional
         Largest change of the centre during the fit, pixels.
-    wide_scale : float, optional
-        Width (in PSF widths) of the extended template the PSF fit is compared with.
+    wide_scale, resolved_scale : float, optional
+        Widths (in PSF widths) of the two extended templates the PSF fit is compared with.
 
     Returns
     -------
     dict or None
         ``x``, ``y`` (star), ``cx``, ``cy`` (centre of symmetry), ``flux``, ``flux_err``,
         ``dchi2`` (chi-square gained over the centre-only fit), ``dchi2_wide`` (chi-square
-        gained over the fit with the wider template; positive when the PSF fits better),
+        gained over the fit with the ``wide_scale`` template; positive when the PSF fits
+        better), ``dchi2_resolved`` (the same against the ``resolved_scale`` template),
         ``chi2`` and ``chi2_0`` (with and without the star), ``n_pix`` (independent pixels),
         ``known`` (x, y, flux of the known sources); None when the window holds too few
         usable pixels.
@@ -222,20 +224,24 @@ def fit_offcentre_star(image, centre, psf, *, rms, bad=None, exclude=None, start
         ferr = float(math.sqrt(max(cov[4, 4], 0.0)))
     except np.linalg.LinAlgError:
         ferr = float("inf")
-    # the same fit with a wider template
-    try:
-        lw = lo_c + [s1x - R, s1y - R, 0.0] + lo_q
-        hw = hi_c + [s1x + R, s1y + R, np.inf] + hi_q
-        pw = np.clip(r1.x, np.array(lw) + 1e-9, np.array(hw) - 1e-9)
-        rw = least_squares(lambda p: resid(p, wide_scale), pw, bounds=(lw, hw), method="trf",
-                           x_scale=[0.3, 0.3, 0.3, 0.3, max(abs(f1), 1e-3)] + xs_q,
-                           max_nfev=100)
-        chiw = float(np.sum(rw.fun ** 2)) / 2.0
-    except (ValueError, np.linalg.LinAlgError):
-        chiw = chi1
+    # the same fit with wider templates
+    lw = lo_c + [s1x - R, s1y - R, 0.0] + lo_q
+    hw = hi_c + [s1x + R, s1y + R, np.inf] + hi_q
+    pw = np.clip(r1.x, np.array(lw) + 1e-9, np.array(hw) - 1e-9)
+    chi_w = []
+    for scale in (wide_scale, resolved_scale):
+        try:
+            rw = least_squares(lambda p: resid(p, scale), pw, bounds=(lw, hw), method="trf",
+                               x_scale=[0.3, 0.3, 0.3, 0.3, max(abs(f1), 1e-3)] + xs_q,
+                               max_nfev=100)
+            chi_w.append(float(np.sum(rw.fun ** 2)) / 2.0)
+        except (ValueError, np.linalg.LinAlgError):
+            chi_w.append(chi1)
+    chiw, chir = chi_w
     qf = r1.x[5:]
     return dict(x=float(s1x + x0), y=float(s1y + y0), cx=float(c1x + x0), cy=float(c1y + y0),
                 flux=float(f1), flux_err=ferr, dchi2=chi0 - chi1, dchi2_wide=chiw - chi1,
+                dchi2_resolved=chir - chi1,
                 n_pix=int(use.sum()) // 2, chi2=chi1, chi2_0=chi0,
                 known=[(float(qf[3 * i] + x0), float(qf[3 * i + 1] + y0), float(qf[3 * i + 2]))
                        for i in range(nk)])
