@@ -84,6 +84,18 @@ def _quiet(**kw):
         return remove_stars(**kw)
 
 
+def _simulated(seed):
+    """A simulated g, r, i scene (`simulate_pair`) through `remove_stars` (r first): the
+    pair, the result, and the true galaxy centre and star positions (SDSS pixels)."""
+    from astro_enhance.simulate import simulate_pair
+
+    pair = simulate_pair(seed, bands=("g", "r", "i"))
+    res = _quiet(image=pair.sdss["r"], bands=[pair.sdss["g"], pair.sdss["i"]], rng=seed)
+    gal = (pair.galaxy["x_sdss"], pair.galaxy["y_sdss"])
+    stars = (np.asarray(pair.stars["x_sdss"]), np.asarray(pair.stars["y_sdss"]))
+    return pair, res, gal, stars
+
+
 # ----------------------------------------------------------------------------- PSF models
 def test_psf_from_fwhm_is_normalised_with_requested_width():
     psf = psf_from_fwhm(4.0, beta=2.5)
@@ -346,13 +358,8 @@ def test_simulated_cores_beside_bright_stars_are_kept(seed):
     # star (peak > 1000 sigma) 6-10 px from the core pulled the centre estimates
     # (500706, 501555, 501592); a star 3 px from the core, detected twice, had one of its
     # detections taken for the core (501043)
-    from astro_enhance.simulate import simulate_pair
-
-    pair = simulate_pair(seed, bands=("g", "r", "i"))
-    res = _quiet(image=pair.sdss["r"], bands=[pair.sdss["g"], pair.sdss["i"]], rng=seed)
+    _, res, (gx, gy), (tx, ty) = _simulated(seed)
     cat = res.catalog
-    gx, gy = pair.galaxy["x_sdss"], pair.galaxy["y_sdss"]
-    tx, ty = np.asarray(pair.stars["x_sdss"]), np.asarray(pair.stars["y_sdss"])
     for j in np.nonzero(np.asarray(cat["decision"]) == "star")[0]:
         if math.hypot(cat["x"][j] - gx, cat["y"][j] - gy) <= 1.5:
             # removed at the core: must be a real star
@@ -443,12 +450,8 @@ def test_resolved_sources_on_the_galaxy_are_not_stars():
 def test_simulated_blends_of_knots_are_kept(seed):
     # train scenes of the simulator where a blend of 2-8 star-forming knots (PSF score
     # 0.81-0.84, S/N 50-100) was removed as a star, taking 7-15% of the galaxy's flux
-    from astro_enhance.simulate import simulate_pair
-
-    pair = simulate_pair(seed, bands=("g", "r", "i"))
-    res = _quiet(image=pair.sdss["r"], bands=[pair.sdss["g"], pair.sdss["i"]], rng=seed)
+    _, res, _, (tx, ty) = _simulated(seed)
     cat = res.catalog
-    tx, ty = np.asarray(pair.stars["x_sdss"]), np.asarray(pair.stars["y_sdss"])
     on = np.nonzero((np.asarray(cat["decision"]) == "star") & np.asarray(cat["on_galaxy"]))[0]
     for j in on:
         assert tx.size and np.min(np.hypot(tx - cat["x"][j], ty - cat["y"][j])) <= 2.0
@@ -461,14 +464,9 @@ def test_simulated_galaxy_cores_are_kept(seed):
     # train scenes of the simulator where the galaxy's core was removed as a star: a faint
     # (S/N 11), or resolved, asymmetry about a centre of symmetry 1-2 px off the core,
     # fitted as a star there
-    from astro_enhance.simulate import simulate_pair
-
-    pair = simulate_pair(seed, bands=("g", "r", "i"))
-    res = _quiet(image=pair.sdss["r"], bands=[pair.sdss["g"], pair.sdss["i"]], rng=seed)
+    _, res, (gx, gy), (tx, ty) = _simulated(seed)
     cat = res.catalog
-    gx, gy = pair.galaxy["x_sdss"], pair.galaxy["y_sdss"]
     d = np.hypot(np.asarray(cat["x"]) - gx, np.asarray(cat["y"]) - gy)
-    tx, ty = np.asarray(pair.stars["x_sdss"]), np.asarray(pair.stars["y_sdss"])
     assert not np.any(np.hypot(tx - gx, ty - gy) < 3.0)  # no star at the core
     j = int(np.argmin(d))
     assert d[j] < 1.0 and cat["decision"][j] == "core"
@@ -478,13 +476,8 @@ def test_simulated_galaxy_cores_are_kept(seed):
 def test_simulated_faint_star_beside_the_core_is_still_removed():
     # train scene 501931: a sharp r = 19.2 star 1.3 px (0.4 FWHM) from the fitted centre,
     # fitted at 23 errors in the asymmetry -- above the 20 asked that close to the centre
-    from astro_enhance.simulate import simulate_pair
-
-    pair = simulate_pair(501931, bands=("g", "r", "i"))
-    res = _quiet(image=pair.sdss["r"], bands=[pair.sdss["g"], pair.sdss["i"]], rng=501931)
+    pair, res, (gx, gy), (tx, ty) = _simulated(501931)
     cat = res.catalog
-    tx, ty = np.asarray(pair.stars["x_sdss"]), np.asarray(pair.stars["y_sdss"])
-    gx, gy = pair.galaxy["x_sdss"], pair.galaxy["y_sdss"]
     k = int(np.argmin(np.hypot(tx - gx, ty - gy)))
     d = np.hypot(np.asarray(cat["x"]) - tx[k], np.asarray(cat["y"]) - ty[k])
     j = int(np.argmin(d))

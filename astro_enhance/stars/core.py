@@ -63,10 +63,6 @@ CORE_STAR_EXPLAINED = 0.6
 #: fraction of its own chi-square gain (a star is sharp; an extended asymmetry -- a knot
 #: cluster, an arm, a lopsided core -- fits the wider template almost as well).
 CORE_STAR_SHARP = 0.1
-#: Candidates within this many FWHM of the centre are where such a star is looked for (and
-#: anywhere within that distance when no candidate is there); farther ones are either fitted
-#: with it (sharp point sources) or left out.
-CORE_STAR_SEARCH = 3.5
 #: ... and, within `CORE_STAR_RESOLVED_OFFSET` FWHM of the fitted centre, it is not
 #: resolved: refused when a template 1.3 times wider than the PSF fits the asymmetry better
 #: by this much chi-square or more (a core a little off the centre of symmetry of the outer
@@ -74,6 +70,10 @@ CORE_STAR_SEARCH = 3.5
 #: as blends of knots do, so the test is not made there).
 CORE_STAR_RESOLVED_DCHI2 = 9.0
 CORE_STAR_RESOLVED_OFFSET = 0.7
+#: Candidates within this many FWHM of the centre are where such a star is looked for (and
+#: anywhere within that distance when no candidate is there); farther ones are either fitted
+#: with it (sharp point sources) or left out.
+CORE_STAR_SEARCH = 3.5
 
 _RGB_SUFFIXES = (".png", ".jpg", ".jpeg", ".tif", ".tiff", ".bmp")
 
