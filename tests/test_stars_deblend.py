@@ -78,6 +78,18 @@ def test_a_resolved_asymmetry_fits_the_wider_template_better():
     assert fit["dchi2_resolved"] < -9
 
 
+def test_the_resolved_template_is_fitted_only_near_the_centre():
+    # resolved_within (pixels from the fitted centre) skips the third fit farther out
+    shape = (61, 61)
+    rng = np.random.default_rng(3)
+    img = _galaxy(shape, 30.2, 29.7, 400.0, 8.0, bulge=150.0) + \
+        _star(shape, 32.6, 31.6, 60.0) + rng.normal(0, 0.05, shape)
+    near = fit_offcentre_star(img, (30.0, 30.0), PSF, rms=0.05, resolved_within=5.0)
+    far = fit_offcentre_star(img, (30.0, 30.0), PSF, rms=0.05, resolved_within=2.0)
+    assert near["dchi2_resolved"] > 0 and math.isnan(far["dchi2_resolved"])
+    assert far["flux"] == near["flux"] and far["dchi2_wide"] == near["dchi2_wide"]
+
+
 def test_symmetric_galaxy_has_no_star():
     shape = (61, 61)
     rng = np.random.default_rng(4)

@@ -1456,23 +1456,26 @@ def _core_star(sub, bad, rmss, psfs, cx, cy, csat, phot, c, on_gal, taken, array
     c_fit = None
     star = np.zeros(n, bool)
     shift = 1.5
+
+    def fit_star(starts, max_shift):
+        return fit_offcentre_star(sub[0], c, psfs[0], rms=rmss[0], bad=bad[0], exclude=excl,
+                                  starts=starts, known=known, radius=R,
+                                  max_centre_shift=max_shift,
+                                  resolved_within=CORE_STAR_RESOLVED_OFFSET * fwhm)
+
     for _ in range(max_stars):
-        free = [j for j in targets if j not in found]
-        fit = fit_offcentre_star(sub[0], c, psfs[0], rms=rmss[0], bad=bad[0], exclude=excl,
-                                 starts=[(cx[j], cy[j]) for j in free], known=known, radius=R,
-                                 max_centre_shift=shift)
+        starts = [(cx[j], cy[j]) for j in targets if j not in found]
+        fit = fit_star(starts, shift)
         if fit is not None and max(abs(fit["cx"] - c[0]), abs(fit["cy"] - c[1])) >= 0.95 * shift:
             # the centre ran into its bound: the centre of symmetry of the outer light is off
             # (a structured or faint galaxy); refit with the centre twice as free, so that a
             # core seen from a wrong centre is not taken for a star beside it
-            fit = fit_offcentre_star(sub[0], c, psfs[0], rms=rmss[0], bad=bad[0], exclude=excl,
-                                     starts=[(cx[j], cy[j]) for j in free], known=known,
-                                     radius=R, max_centre_shift=2 * shift)
+            fit = fit_star(starts, 2 * shift)
         if fit is None:
             break
         d_s = math.hypot(fit["x"] - fit["cx"], fit["y"] - fit["cy"])
-        strong = (fit["flux"] >= CORE_STAR_SNR * fit["flux_err"]
-                  and fit["dchi2"] >= CORE_STAR_SNR ** 2)
+        bright = fit["flux"] >= CORE_STAR_SNR * fit["flux_err"]
+        strong = bright and fit["dchi2"] >= CORE_STAR_SNR ** 2
         sharp_faint = (fit["flux"] >= CORE_STAR_SNR_SHARP * fit["flux_err"]
                        and fit["dchi2"] >= CORE_STAR_SNR_SHARP ** 2
                        and fit["dchi2_wide"] >= CORE_STAR_SHARP * fit["dchi2"])
@@ -1481,13 +1484,11 @@ def _core_star(sub, bad, rmss, psfs, cx, cy, csat, phot, c, on_gal, taken, array
               # closer in than CORE_STAR_CORE_OFFSET FWHM (on any galaxy), a flux of
               # CORE_STAR_SNR errors: there a fainter sharp asymmetry is as often a
               # lopsided core as a star
-              and (fit["flux"] >= CORE_STAR_SNR * fit["flux_err"]
-                   or d_s >= CORE_STAR_CORE_OFFSET * fwhm)
+              and (bright or d_s >= CORE_STAR_CORE_OFFSET * fwhm)
               # the star explains most of the asymmetry (above the noise) about the centre
               and fit["dchi2"] >= CORE_STAR_EXPLAINED * (fit["chi2_0"] - fit["n_pix"])
-              # and it is not resolved
-              and not (fit["dchi2_resolved"] <= -CORE_STAR_RESOLVED_DCHI2
-                       and d_s <= CORE_STAR_RESOLVED_OFFSET * fwhm))
+              # and it is not resolved (measured within CORE_STAR_RESOLVED_OFFSET FWHM)
+              and not fit["dchi2_resolved"] <= -CORE_STAR_RESOLVED_DCHI2)
         if not ok:
             break
         # the candidate at the star (not a known source), or a new one

@@ -53,7 +53,7 @@ def _window(img, centre, h, rms, bad, exclude):
 
 def fit_offcentre_star(image, centre, psf, *, rms, bad=None, exclude=None, starts=(),
                        known=(), radius=None, max_centre_shift=1.5, wide_scale=1.6,
-                       resolved_scale=1.3):
+                       resolved_scale=1.3, resolved_within=np.inf):
     """Fit a point source in the asymmetric part of the light around a galaxy's centre.
 
     Parameters
@@ -82,6 +82,9 @@ def fit_offcentre_star(image, centre, psf, *, rms, bad=None, exclude=None, start
         Largest change of the centre during the fit, pixels.
     wide_scale, resolved_scale : float, optional
         Widths (in PSF widths) of the two extended templates the PSF fit is compared with.
+    resolved_within : float, optional
+        The ``resolved_scale`` template is fitted only when the star lies within this many
+        pixels of the fitted centre (each template fit costs about as much as the PSF fit).
 
     Returns
     -------
@@ -89,7 +92,8 @@ def fit_offcentre_star(image, centre, psf, *, rms, bad=None, exclude=None, start
         ``x``, ``y`` (star), ``cx``, ``cy`` (centre of symmetry), ``flux``, ``flux_err``,
         ``dchi2`` (chi-square gained over the centre-only fit), ``dchi2_wide`` (chi-square
         gained over the fit with the ``wide_scale`` template; positive when the PSF fits
-        better), ``dchi2_resolved`` (the same against the ``resolved_scale`` template),
+        better), ``dchi2_resolved`` (the same against the ``resolved_scale`` template; NaN
+        beyond ``resolved_within``),
         ``chi2`` and ``chi2_0`` (with and without the star), ``n_pix`` (independent pixels),
         ``known`` (x, y, flux of the known sources); None when the window holds too few
         usable pixels.
@@ -228,16 +232,19 @@ def fit_offcentre_star(image, centre, psf, *, rms, bad=None, exclude=None, start
     lw = lo_c + [s1x - R, s1y - R, 0.0] + lo_q
     hw = hi_c + [s1x + R, s1y + R, np.inf] + hi_q
     pw = np.clip(r1.x, np.array(lw) + 1e-9, np.array(hw) - 1e-9)
-    chi_w = []
-    for scale in (wide_scale, resolved_scale):
+
+    def chi_scaled(scale):
         try:
             rw = least_squares(lambda p: resid(p, scale), pw, bounds=(lw, hw), method="trf",
                                x_scale=[0.3, 0.3, 0.3, 0.3, max(abs(f1), 1e-3)] + xs_q,
                                max_nfev=100)
-            chi_w.append(float(np.sum(rw.fun ** 2)) / 2.0)
+            return float(np.sum(rw.fun ** 2)) / 2.0
         except (ValueError, np.linalg.LinAlgError):
-            chi_w.append(chi1)
-    chiw, chir = chi_w
+            return chi1
+
+    chiw = chi_scaled(wide_scale)
+    chir = (chi_scaled(resolved_scale) if math.hypot(s1x - c1x, s1y - c1y) <= resolved_within
+            else float("nan"))
     qf = r1.x[5:]
     return dict(x=float(s1x + x0), y=float(s1y + y0), cx=float(c1x + x0), cy=float(c1y + y0),
                 flux=float(f1), flux_err=ferr, dchi2=chi0 - chi1, dchi2_wide=chiw - chi1,
