@@ -55,6 +55,11 @@ CORE_STAR_MIN_OFFSET = 0.35
 #: symmetry of the outer light).
 CORE_STAR_CORE_OFFSET = 0.6
 ELONGATED_AXIS_RATIO = 0.5
+#: (... unless it is bright, `CORE_STAR_SNR` errors, and sharp: a template 1.3 times wider
+#: than the PSF fits it worse by `CORE_STAR_RESOLVED_DCHI2` or more -- a star on the core,
+#: not a lopsided core. A star at the core candidate is never taken when the galaxy's
+#: centre had to be refitted with a freer centre: the centre of symmetry of the outer light
+#: was off, and what is found at the core candidate from there is the core.)
 #: ... and it explains at least this fraction of the asymmetry's chi-square above the noise
 #: (an imperfectly subtracted bright neighbour, arms or knots leave asymmetries that one
 #: point source does not explain).
@@ -1471,6 +1476,9 @@ def _core_star(sub, bad, rmss, psfs, cx, cy, csat, phot, c, on_gal, taken, array
             # (a structured or faint galaxy); refit with the centre twice as free, so that a
             # core seen from a wrong centre is not taken for a star beside it
             fit = fit_star(starts, 2 * shift)
+            refit = True
+        else:
+            refit = False
         if fit is None:
             break
         d_s = math.hypot(fit["x"] - fit["cx"], fit["y"] - fit["cy"])
@@ -1499,9 +1507,12 @@ def _core_star(sub, bad, rmss, psfs, cx, cy, csat, phot, c, on_gal, taken, array
                 else True):
             break  # a source fitted already
         j = int(np.argmin(d_s_all)) if d_s_all.size else -1
-        if 0 <= j < n and d_s_all[j] <= tol and a["is_core"][j] and \
-                d_s < core_offset * fwhm:
-            break  # the core itself, a little off a lopsided galaxy's centre of symmetry
+        sharp_bright = bright and fit["dchi2_resolved"] >= CORE_STAR_RESOLVED_DCHI2
+        if 0 <= j < n and d_s_all[j] <= tol and a["is_core"][j] and (
+                refit or (d_s < core_offset * fwhm and not sharp_bright)):
+            # the core itself, a little off a lopsided galaxy's centre of symmetry, or seen
+            # from a centre that had to be refitted
+            break
         if j < 0 or d_s_all[j] > tol:
             j = cx.size
             cx = np.append(cx, fit["x"])
