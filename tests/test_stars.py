@@ -466,7 +466,7 @@ def test_simulated_galaxy_cores_are_kept(seed):
     # fitted as a star there; or (503705) a compact core found as a sharp "star" once the
     # fit's centre, started 4 px off the core, had to be refitted with a freer centre
     # (503385 is the same, and lost its core to a first version of the bright-sharp rule
-    # of the test below)
+    # of test_simulated_star_beside_the_core_is_removed)
     _, res, (gx, gy), (tx, ty) = _simulated(seed)
     cat = res.catalog
     d = np.hypot(np.asarray(cat["x"]) - gx, np.asarray(cat["y"]) - gy)
@@ -476,30 +476,18 @@ def test_simulated_galaxy_cores_are_kept(seed):
     assert not np.any((np.asarray(cat["decision"]) == "star") & (d < 3.0))
 
 
-@pytest.mark.parametrize("seed", [503272, 503345])
-def test_simulated_bright_sharp_star_on_the_core_is_removed(seed):
-    # train scenes where a bright star 0.5-0.65 FWHM from the galaxy's centre (S/N 333 and
-    # 704) was taken for the core: on an elongated galaxy the star at the core candidate
-    # must lie 0.6 FWHM from the fitted centre -- unless, as here, it is bright and sharp
-    # (a 1.3x wider template fits it worse)
+@pytest.mark.parametrize("seed", [501931, 503272, 503345])
+def test_simulated_star_beside_the_core_is_removed(seed):
+    # train scenes with a star beside the core: 501931, a sharp r = 19.2 star 1.3 px
+    # (0.4 FWHM) from the fitted centre, fitted at 23 errors in the asymmetry -- above the
+    # 20 asked that close to the centre; 503272 and 503345, bright stars (S/N 333 and 704)
+    # 0.5-0.65 FWHM from the centre of an elongated galaxy, once kept as its core (a star
+    # at the core candidate there must lie 0.6 FWHM from the fitted centre unless, as
+    # these, it is bright and sharp: a 1.3x wider template fits it worse)
     pair, res, (gx, gy), (tx, ty) = _simulated(seed)
     cat = res.catalog
     k = int(np.argmin(np.hypot(tx - gx, ty - gy)))
     assert np.hypot(tx[k] - gx, ty[k] - gy) < 3.0
-    d = np.hypot(np.asarray(cat["x"]) - tx[k], np.asarray(cat["y"]) - ty[k])
-    j = int(np.argmin(d))
-    assert d[j] < 1.0 and cat["decision"][j] == "star"
-    x0, y0 = int(round(tx[k])), int(round(ty[k]))
-    taken = float(np.sum(res.stars[0, y0 - 8:y0 + 9, x0 - 8:x0 + 9]))  # r, the first band
-    assert abs(taken / float(pair.stars["flux_r"][k]) - 1) < 0.25
-
-
-def test_simulated_faint_star_beside_the_core_is_still_removed():
-    # train scene 501931: a sharp r = 19.2 star 1.3 px (0.4 FWHM) from the fitted centre,
-    # fitted at 23 errors in the asymmetry -- above the 20 asked that close to the centre
-    pair, res, (gx, gy), (tx, ty) = _simulated(501931)
-    cat = res.catalog
-    k = int(np.argmin(np.hypot(tx - gx, ty - gy)))
     d = np.hypot(np.asarray(cat["x"]) - tx[k], np.asarray(cat["y"]) - ty[k])
     j = int(np.argmin(d))
     assert d[j] < 1.0 and cat["decision"][j] == "star"
