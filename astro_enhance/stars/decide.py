@@ -19,7 +19,8 @@ The rules protect the target galaxy first. In order:
    off the locus), another *galaxy* elsewhere.
 5. On the protected galaxy, a source that the PSF fits worse than a wider copy of it
    (`~astro_enhance.stars.psf_extent`: best width at least ``resolved_width`` times the
-   PSF's, chi-square lower by ``resolved_dchi2`` or more) is resolved: a *knot* (a blend of
+   PSF's, chi-square lower by ``resolved_dchi2`` or more -- or, with a scale-1 score below
+   ``blend_score``, ``blend_width`` times with ``blend_dchi2``) is resolved: a *knot* (a blend of
    star-forming knots, or a knot larger than the seeing). Then a point source (scale-1 score
    at least 0.6) away from the core that holds more than ``knot_max_fraction`` of the
    galaxy's flux is a star (no single knot is that bright). On a red, passive galaxy (g - r
@@ -126,6 +127,11 @@ class DecisionRules:
         (`~astro_enhance.stars.psf_extent`) is at least ``resolved_width`` times the PSF's,
         with a chi-square lower than the PSF's by at least ``resolved_dchi2``, is resolved:
         not a star.
+    blend_width, blend_dchi2, blend_score : float
+        ... and so is one whose scale-1 PSF score is below ``blend_score`` and whose
+        best-fitting width is at least ``blend_width`` times the PSF's, with a chi-square
+        lower by at least ``blend_dchi2``: a blend of two or more knots (a star that
+        scores that poorly is rarely measured that wide).
 
     Examples
     --------
@@ -144,7 +150,8 @@ class DecisionRules:
                  on_galaxy_max_scale=1.3, colour_sigma=3.0, colour_floor=0.5, knot_sigma=2.0,
                  bright_snr=1000.0, bright_score=0.8, knot_max_fraction=0.1,
                  on_galaxy_colour_score=0.7, knot_far=3.0, passive_gr=0.7, passive_score=0.6,
-                 resolved_width=1.3, resolved_dchi2=9.0):
+                 resolved_width=1.3, resolved_dchi2=9.0, blend_width=1.15, blend_dchi2=2.0,
+                 blend_score=0.9):
         self.min_score = float(min_score)
         self.max_scale = float(max_scale)
         self.on_galaxy_score = float(on_galaxy_score)
@@ -162,6 +169,9 @@ class DecisionRules:
         self.passive_score = float(passive_score)
         self.resolved_width = float(resolved_width)
         self.resolved_dchi2 = float(resolved_dchi2)
+        self.blend_width = float(blend_width)
+        self.blend_dchi2 = float(blend_dchi2)
+        self.blend_score = float(blend_score)
 
     def __repr__(self):
         items = ", ".join(f"{k}={v:g}" for k, v in vars(self).items())
@@ -217,6 +227,8 @@ def classify(feat, *, rules=None):
         extent_dchi2 = np.asarray(feat["extent_dchi2"], float)
         with np.errstate(invalid="ignore"):
             resolved = (extent >= r.resolved_width) & (extent_dchi2 >= r.resolved_dchi2)
+            resolved |= ((extent >= r.blend_width) & (extent_dchi2 >= r.blend_dchi2)
+                         & (np.asarray(feat["score1"], float) < r.blend_score))
     for i in range(n):
         snr = float(feat["snr"][i])
         score = float(feat["score"][i])
