@@ -20,11 +20,12 @@ The rules protect the target galaxy first. In order:
 5. On the protected galaxy, a source that the PSF fits worse than a wider copy of it
    (`~astro_enhance.stars.psf_extent`: best width at least ``resolved_width`` times the
    PSF's, chi-square lower by ``resolved_dchi2`` or more -- or, with a scale-1 score below
-   ``blend_score``, ``blend_width`` times with ``blend_dchi2``) is resolved: a *knot* (a blend of
-   star-forming knots, or a knot larger than the seeing). Then a point source (scale-1 score
-   at least 0.6) away from the core that holds more than ``knot_max_fraction`` of the
-   galaxy's flux is a star (no single knot is that bright). On a red, passive galaxy (g - r
-   of its smooth light at least ``passive_gr``), a point source away from the core with a
+   ``blend_score``, ``blend_width`` times with ``blend_dchi2``) is resolved: a *knot* (a
+   blend of star-forming knots, or a knot larger than the seeing). Then a point source
+   (scale-1 score at least 0.6) away from the core that holds more than
+   ``knot_max_fraction`` of the galaxy's flux is a star (no single knot is that bright).
+   On a red, passive galaxy (g - r of its smooth light at least ``passive_gr``), a point
+   source away from the core with a
    scale-1 score of at least ``passive_score``, best scale at most ``on_galaxy_max_scale``
    and S/N of at least ``on_galaxy_snr`` is a star (such galaxies have no star-forming
    knots). Otherwise a star must in addition match the PSF at scale 1 at least as well as
