@@ -52,14 +52,14 @@ CORE_STAR_MIN_OFFSET = 0.35
 #: On an elongated galaxy (smooth light's axis ratio below `ELONGATED_AXIS_RATIO`), a star
 #: found at the candidate taken for the core must lie this many FWHM from the fitted centre
 #: (the core of an edge-on disk with knots sits up to about half a FWHM off the centre of
-#: symmetry of the outer light).
+#: symmetry of the outer light) -- unless it is bright, `CORE_STAR_SNR` errors, and sharp:
+#: a template 1.3 times wider than the PSF fits it worse by `CORE_STAR_RESOLVED_DCHI2` or
+#: more (a star on the core, not a lopsided core). A star at the core candidate is never
+#: taken when the galaxy's centre had to be refitted with a freer bound: the centre of
+#: symmetry of the outer light was off, and what is found at the core candidate from there
+#: is the core.
 CORE_STAR_CORE_OFFSET = 0.6
 ELONGATED_AXIS_RATIO = 0.5
-#: (... unless it is bright, `CORE_STAR_SNR` errors, and sharp: a template 1.3 times wider
-#: than the PSF fits it worse by `CORE_STAR_RESOLVED_DCHI2` or more -- a star on the core,
-#: not a lopsided core. A star at the core candidate is never taken when the galaxy's
-#: centre had to be refitted with a freer centre: the centre of symmetry of the outer light
-#: was off, and what is found at the core candidate from there is the core.)
 #: ... and it explains at least this fraction of the asymmetry's chi-square above the noise
 #: (an imperfectly subtracted bright neighbour, arms or knots leave asymmetries that one
 #: point source does not explain).
@@ -1471,14 +1471,13 @@ def _core_star(sub, bad, rmss, psfs, cx, cy, csat, phot, c, on_gal, taken, array
     for _ in range(max_stars):
         starts = [(cx[j], cy[j]) for j in targets if j not in found]
         fit = fit_star(starts, shift)
-        if fit is not None and max(abs(fit["cx"] - c[0]), abs(fit["cy"] - c[1])) >= 0.95 * shift:
+        refit = (fit is not None
+                 and max(abs(fit["cx"] - c[0]), abs(fit["cy"] - c[1])) >= 0.95 * shift)
+        if refit:
             # the centre ran into its bound: the centre of symmetry of the outer light is off
             # (a structured or faint galaxy); refit with the centre twice as free, so that a
             # core seen from a wrong centre is not taken for a star beside it
             fit = fit_star(starts, 2 * shift)
-            refit = True
-        else:
-            refit = False
         if fit is None:
             break
         d_s = math.hypot(fit["x"] - fit["cx"], fit["y"] - fit["cy"])

@@ -25,14 +25,14 @@ The rules protect the target galaxy first. In order:
    (scale-1 score at least 0.6) away from the core that holds more than
    ``knot_max_fraction`` of the galaxy's flux is a star (no single knot is that bright).
    On a red, passive galaxy (g - r of its smooth light at least ``passive_gr``), a point
-   source away from the core with a
-   scale-1 score of at least ``passive_score``, best scale at most ``on_galaxy_max_scale``
-   and S/N of at least ``on_galaxy_snr`` is a star (such galaxies have no star-forming
-   knots). Otherwise a star must in addition match the PSF at scale 1 at least as well as
-   ``on_galaxy_score`` (or ``on_galaxy_colour_score`` when its colours are ``knot_far``
-   sigmas or more from the knots'), have S/N of at least ``on_galaxy_snr``, and -- when the
-   galaxy has five or more compact sources and several bands are given -- differ in colour
-   from them by ``knot_sigma`` or more; otherwise it is a *knot*.
+   source away from the core with a scale-1 score of at least ``passive_score``, best
+   scale at most ``on_galaxy_max_scale`` and S/N of at least ``on_galaxy_snr`` is a star
+   (such galaxies have no star-forming knots). Otherwise a star must in addition match
+   the PSF at scale 1 at least as well as ``on_galaxy_score`` (or
+   ``on_galaxy_colour_score`` when its colours are ``knot_far`` sigmas or more from the
+   knots'), have S/N of at least ``on_galaxy_snr``, and -- when the galaxy has five or more
+   compact sources and several bands are given -- differ in colour from them by
+   ``knot_sigma`` or more; otherwise it is a *knot*.
 6. Everything else is a star.
 
 Each decision comes with a plain-words reason, stored in the catalogue.
