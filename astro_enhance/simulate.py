@@ -1358,7 +1358,8 @@ def decam_to_nanomaggies(image, *, zeropoint=None, exptime=None, sky="median", b
     -------
     `~astro_enhance.io.Image`
         Same grid and WCS, float32 nanomaggies per pixel, BUNIT ``nanomaggy``, ``MAGZERO`` and
-        the sky level subtracted recorded in the header.
+        the sky level subtracted recorded in the header; saturation levels (``SATURATE``,
+        ``SATURATA``, ``SATURATB``) converted to nanomaggies too.
 
     Raises
     ------
@@ -1423,6 +1424,14 @@ def decam_to_nanomaggies(image, *, zeropoint=None, exptime=None, sky="median", b
     oh["BUNIT"] = "nanomaggy"
     oh["MAGZERO"] = (zeropoint, "AB mag of 1 ADU/s used for the conversion")
     oh["AE_SKY"] = (sky_val, "sky level subtracted, ADU")
+    # saturation levels describe the data: converted with them (left in ADU, star removal
+    # would read a level the nanomaggy data never reach, and miss saturated stars)
+    for key in ("SATURATE", "SATURATA", "SATURATB"):
+        try:
+            level = float(h[key])
+        except (KeyError, TypeError, ValueError):
+            continue
+        oh[key] = ((level - sky_val) * scale, "saturation level, nanomaggy")
     oh["HISTORY"] = (f"astro_enhance decam_to_nanomaggies: (ADU - {sky_val:.4g}) * {scale:.4g}")
     return Image(data=out, wcs=img.wcs, unit=u.nanomaggy, mask=img.mask, header=oh,
                  filename=img.filename)

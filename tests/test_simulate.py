@@ -237,6 +237,14 @@ def test_degrade_real_decam_image():
         pytest.skip("real DECam test data absent")
     img = decam_to_nanomaggies(f, band="r")
     assert str(img.unit) in ("nmgy", "nanomaggy")
+    # the saturation level is converted with the data (star removal reads it)
+    from astropy.io import fits
+    h_adu = fits.getheader(f, 1)
+    scale = float(np.nanmax(img.data)) / (float(np.nanmax(fits.getdata(f, 1)))
+                                          - img.header["AE_SKY"])
+    assert img.header["SATURATE"] == pytest.approx(
+        (h_adu["SATURATE"] - img.header["AE_SKY"]) * scale, rel=1e-4)
+    assert img.header["SATURATE"] < 0.01 * h_adu["SATURATE"]
     assert abs(np.nanmedian(img.data)) < 3 * estimate_noise(img.data)
     out = degrade(img, to="sdss", band="r", rng=0)
     assert np.sqrt(abs(np.linalg.det(out.wcs.pixel_scale_matrix))) * 3600 == pytest.approx(

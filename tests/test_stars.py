@@ -241,6 +241,61 @@ def test_classify_bright_fraction_and_colour_rules():
     assert classify(f)[0][4] == "knot"  # far off the stellar locus
 
 
+def test_a_point_source_much_brighter_than_the_knots_is_a_star_whatever_its_colour():
+    # the knot-colour rule keeps a point source with the knots' colours (0.5 sigma) as a
+    # knot only when it is less than knot_bright_ratio (5) times as bright as the median of
+    # the galaxy's other compact sources
+    n = 3
+    f = dict(snr=np.full(n, 80.0), peak_snr=np.full(n, 50.0), score=np.full(n, 0.95),
+             scale=np.ones(n), score1=np.full(n, 0.95), saturated=np.zeros(n, bool),
+             on_galaxy=np.ones(n, bool), is_core=np.zeros(n, bool),
+             galaxy_fraction=np.full(n, 0.02), near_core=np.zeros(n, bool),
+             knot_distance=np.full(n, 0.5), knot_flux_ratio=np.array([3.0, 6.0, np.nan]))
+    dec, why = classify(f)
+    assert dec.tolist() == ["knot", "star", "knot"]
+    assert "6.0 times the median flux" in why[1]
+    assert classify(f, rules=DecisionRules(knot_bright_ratio=8.0))[0][1] == "knot"
+
+
+def test_knot_flux_ratio_compares_with_the_other_compact_sources():
+    from astro_enhance.stars.core import _knot_flux_ratio
+
+    flux = np.array([10.0, 12.0, 8.0, 11.0, 9.0, 100.0, 50.0])
+    colour = np.zeros((7, 2))
+    on_gal = np.array([True] * 6 + [False])
+    ratio = _knot_flux_ratio(flux, colour, on_gal, np.full(7, 0.9), np.full(7, 30.0))
+    # the star (100) against the median of the five knots (10); a knot against the median
+    # of the four other knots and the star (11 or 10.5); off the galaxy, against all six
+    assert ratio[5] == pytest.approx(10.0)
+    assert ratio[0] == pytest.approx(10.0 / 11.0)
+    assert ratio[6] == pytest.approx(50.0 / 10.5)
+    # fewer than five compact sources with it: no ratio
+    assert np.isnan(_knot_flux_ratio(flux[:4], colour[:4], on_gal[:4], np.full(4, 0.9),
+                                     np.full(4, 30.0))).all()
+
+
+@pytest.mark.parametrize("seed", [501023, 501137, 504039])
+def test_simulated_bright_stars_with_knot_colours_are_removed(seed):
+    # train scenes where a star on the galaxy (S/N 193, 2875, 3018) shares the colours of
+    # the galaxy's compact sources (0.4-1.8 sigma) but is 5-87 times brighter than their
+    # median: it was kept as a knot
+    pair, res, (gx, gy), (tx, ty) = _simulated(seed)
+    cat = res.catalog
+    f = np.asarray(pair.stars["flux_r"], float)
+    dec = np.asarray(cat["decision"])
+    on = np.asarray(cat["on_galaxy"], bool)
+    # the brightest true star lying on a galaxy candidate
+    hits = []
+    for k in np.argsort(-f):
+        d = np.hypot(np.asarray(cat["x"]) - tx[k], np.asarray(cat["y"]) - ty[k])
+        j = int(np.argmin(d))
+        if d[j] < 1.0 and on[j]:
+            hits.append(j)
+            break
+    assert hits and dec[hits[0]] == "star"
+    assert "knots' colours" in cat["reason"][hits[0]]
+
+
 def test_classify_mid_score_and_passive_galaxy_rules():
     # on the galaxy, PSF score 0.75 (below on_galaxy_score 0.8): a knot, unless its colours
     # are >= 3 sigma from the knots'; on a red, passive galaxy (smooth light g-r >= 0.7) a
@@ -482,14 +537,19 @@ def test_simulated_blends_of_knots_are_kept(seed):
         np.char.find(np.asarray(cat["reason"], str), "resolved") >= 0)
 
 
-@pytest.mark.parametrize("seed", [501430, 501674, 502139, 502170, 503385, 503705])
+@pytest.mark.parametrize("seed", [501430, 501674, 502139, 502170, 503385, 503705, 504006,
+                                  504234, 504491, 504539])
 def test_simulated_galaxy_cores_are_kept(seed):
     # train scenes of the simulator where the galaxy's core was removed as a star: a faint
     # (S/N 11), or resolved, asymmetry about a centre of symmetry 1-2 px off the core,
     # fitted as a star there; or (503705) a compact core found as a sharp "star" once the
     # fit's centre, started 4 px off the core, had to be refitted with a freer centre
     # (503385 is the same, and lost its core to a first version of the bright-sharp rule
-    # of test_simulated_star_beside_the_core_is_removed)
+    # of test_simulated_star_beside_the_core_is_removed); or (504006, 504491, 504539)
+    # compact cores holding 74-82% of the galaxy's PSF flux, which the peak of the light
+    # left after subtracting them put 6-7 px away; or (504234) a flat, disk-dominated core
+    # whose g band has five pixels within 2% of its maximum, once taken for a saturated
+    # plateau (the maximum is 59 noise sigmas)
     _, res, (gx, gy), (tx, ty) = _simulated(seed)
     cat = res.catalog
     d = np.hypot(np.asarray(cat["x"]) - gx, np.asarray(cat["y"]) - gy)
@@ -497,6 +557,53 @@ def test_simulated_galaxy_cores_are_kept(seed):
     j = int(np.argmin(d))
     assert d[j] < 1.0 and cat["decision"][j] == "core"
     assert not np.any((np.asarray(cat["decision"]) == "star") & (d < 3.0))
+
+
+@pytest.mark.parametrize("seed", [501271, 503487, 503667])
+def test_simulated_blue_knots_in_the_asymmetry_are_kept(seed):
+    # train scenes where a star-forming knot (g - r 0.09-0.23, S/N 27-97) 3.5-8 px from the
+    # centre of a blue galaxy was fitted as a star in the light's asymmetry and removed
+    # (2.5-4.2% of the galaxy's flux)
+    _, res, _, (tx, ty) = _simulated(seed)
+    cat = res.catalog
+    why = np.asarray(cat["reason"], str)
+    blue = np.nonzero(np.char.find(why, "as blue as star-forming knots") >= 0)[0]
+    assert blue.size and all(cat["decision"][j] == "knot" for j in blue)
+    on = np.nonzero((np.asarray(cat["decision"]) == "star") & np.asarray(cat["on_galaxy"]))[0]
+    for j in on:
+        assert tx.size and np.min(np.hypot(tx - cat["x"][j], ty - cat["y"][j])) <= 2.0
+
+
+@pytest.mark.parametrize("seed", [501161, 503406])
+def test_simulated_blue_stars_in_the_asymmetry_are_removed(seed):
+    # blue stars (g - r 0.27, 0.18) fitted in the light's asymmetry that stay stars: 501161
+    # on a galaxy whose smooth light has g - r 0.64 (no star formation to speak of), 503406
+    # at S/N 178
+    pair, res, (gx, gy), (tx, ty) = _simulated(seed)
+    cat = res.catalog
+    why = np.asarray(cat["reason"], str)
+    asym = np.nonzero(np.char.find(why, "fitted in the light's asymmetry") >= 0)[0]
+    assert asym.size
+    for j in asym:
+        assert cat["decision"][j] == "star"
+        assert np.min(np.hypot(tx - cat["x"][j], ty - cat["y"][j])) <= 2.0
+
+
+@pytest.mark.parametrize("seed", [502086, 503223, 504023])
+def test_simulated_bright_star_on_a_small_galaxy_is_removed(seed):
+    # train scenes where a star 2-9 px from the galaxy's centre holds 66-75% of the PSF flux
+    # of the galaxy's footprint and is the candidate at the peak of its unsubtracted light:
+    # a star, since the light left with every candidate subtracted is centred on the
+    # galaxy, not on it (a compact core is kept; test_simulated_galaxy_cores_are_kept)
+    pair, res, (gx, gy), (tx, ty) = _simulated(seed)
+    cat = res.catalog
+    f = np.asarray(pair.stars["flux_r"], float)
+    d_gal = np.hypot(tx - gx, ty - gy)
+    k = int(np.argmax(np.where(d_gal < 12.0, f, -np.inf)))
+    assert 1.5 < d_gal[k] < 12.0
+    d = np.hypot(np.asarray(cat["x"]) - tx[k], np.asarray(cat["y"]) - ty[k])
+    j = int(np.argmin(d))
+    assert d[j] < 1.0 and cat["decision"][j] == "star"
 
 
 @pytest.mark.parametrize("seed", [501931, 503272, 503345])
@@ -567,6 +674,28 @@ def test_saturated_star_and_bleed_trail_are_masked_and_inpainted():
     assert res.inpainted[img >= sat].all()
     assert res.clean.max() < 0.2 * sat
     assert cat["mask_radius"][j] > 10
+
+
+def test_plateau_saturation_needs_a_peak_far_above_the_noise():
+    from astro_enhance.stars.detection import saturation_level
+
+    rng = np.random.default_rng(11)
+    yy, xx = np.mgrid[0:96, 0:96]
+    # a smooth, broad galaxy core 60 noise sigmas high: several pixels come within 2% of its
+    # maximum by noise alone, but that is no saturated plateau
+    core = 60.0 * np.exp(-((xx - 48) ** 2 + (yy - 48) ** 2) / (2 * 6.0 ** 2))
+    found = 0
+    for _ in range(20):
+        img = core + rng.normal(0, 1.0, core.shape)
+        near = img >= 0.98 * img.max()
+        found += int(near.sum() >= 5)
+        assert saturation_level(img) is None
+    assert found > 0  # the old plateau test alone would have called some of them saturated
+    # a clipped star far above the noise is saturated, with or without noise around it
+    img = rng.normal(0, 1.0, core.shape)
+    _add_star(img, 40.3, 50.6, 2e5)
+    img = np.minimum(img, 900.0)
+    assert saturation_level(img) == pytest.approx(0.98 * 900.0)
 
 
 def test_diffraction_spikes_are_masked():

@@ -965,13 +965,42 @@ def remove_stars(image, *, bands=None, psf=None, fwhm=None, threshold=5.0, metho
     if core_xy is not None and n:
         r_fp = math.sqrt(footprint.sum() / math.pi)
         r_c = max(2.0, fwhm0, 0.1 * r_fp)
+        rest = []
+
+        def centred_on(j):
+            """Whether the galaxy's light with every candidate subtracted is centred
+            nearer candidate ``j`` than the peak of its smoothed light (``core_xy``): its
+            first moment over the footprint within the distance between the two plus two
+            FWHM of their midpoint (saturated stars' surroundings left out). Around a star
+            on the galaxy that light is centred where the galaxy is; around the compact
+            core of a small galaxy, taken for a star and subtracted, it is what the
+            subtraction leaves -- a ring around the core, whose smoothed peak lies
+            anywhere on it."""
+            if not rest:
+                r_img = np.nan_to_num(sub[0]) - _psf_models(shape, rmss[0], cx, cy, flux,
+                                                             psfs[0], np.ones(n, bool))
+                keep = footprint if no_centre is None else footprint & ~no_centre
+                rest.append(np.where(keep, r_img, 0.0))
+            mx, my = 0.5 * (cx[j] + core_xy[0]), 0.5 * (cy[j] + core_xy[1])
+            dist = math.hypot(cx[j] - core_xy[0], cy[j] - core_xy[1])
+            yy_, xx_ = np.ogrid[0:ny, 0:nx]
+            w = np.where((xx_ - mx) ** 2 + (yy_ - my) ** 2 <= (dist + 2 * fwhm0) ** 2,
+                         rest[0], 0.0)
+            tot = float(w.sum())
+            if not tot > 0:
+                return False
+            c = (float((w * xx_).sum()) / tot, float((w * yy_).sum()) / tot)
+            return math.hypot(cx[j] - c[0], cy[j] - c[1]) < \
+                math.hypot(core_xy[0] - c[0], core_xy[1] - c[1])
+
         for e, (cxy, light) in enumerate(((core_xy, ext_light), (core_xy2, ext_light2))):
             d = np.hypot(cx - cxy[0], cy - cxy[1])
             near_c = np.nonzero(d <= r_c)[0]
             if near_c.size:
                 j = near_c[np.argmax(light[iy[near_c], ix[near_c]])]
                 if e == 1 and not is_core[j] and best_scale[j] <= 1.0 and score1[j] >= 0.9 \
-                        and math.hypot(cx[j] - core_xy[0], cy[j] - core_xy[1]) > 1.5 * r_c:
+                        and math.hypot(cx[j] - core_xy[0], cy[j] - core_xy[1]) > 1.5 * r_c \
+                        and not centred_on(j):
                     # a sharp point source that only the unsubtracted light puts at the
                     # centre, well away from the centre of the star-subtracted light: a
                     # bright star beside the core, not the core
@@ -979,14 +1008,16 @@ def remove_stars(image, *, bands=None, psf=None, fwhm=None, threshold=5.0, metho
                 is_core[j] = True
         # A core holding most of the galaxy's flux, away from the centre of the
         # star-subtracted light, is a bright star on the galaxy (a bulge's PSF flux is a
-        # fraction of the galaxy's); saturated sources are stars.
+        # fraction of the galaxy's) -- unless that light is centred on it; saturated
+        # sources are stars.
         gflux = float(np.nansum(np.where(footprint, sub[0], 0.0)))
         for j in np.nonzero(is_core)[0]:
             frac_j = flux[j] / gflux if gflux > 0 else 0.0
             # (a point source holding nearly all of it is the protected object itself -- a
             # compact galaxy -- with no extended light to place a centre by)
             if csat[j] or (0.6 < frac_j <= 0.9 and
-                           math.hypot(cx[j] - core_xy[0], cy[j] - core_xy[1]) > 1.5):
+                           math.hypot(cx[j] - core_xy[0], cy[j] - core_xy[1]) > 1.5 and
+                           not centred_on(j)):
                 is_core[j] = False
                 not_core[j] = True
     on_gal = footprint[iy, ix] if n else np.zeros(0, bool)
@@ -1147,7 +1178,10 @@ def remove_stars(image, *, bands=None, psf=None, fwhm=None, threshold=5.0, metho
     colour = np.full((n, max(nb - 1, 1)), np.nan)
     colour_err = np.full((n, max(nb - 1, 1)), np.nan)
     locus = locus_err = None
+    cand_gr = np.full(n, np.nan)
     if nb > 1 and n:
+        if {"g", "r"} <= set(canon):
+            cand_gr = _colour(phot[canon.index("g")], phot[canon.index("r")])[0]
         for c_i, (ka, kb) in enumerate(zip(order[:-1], order[1:])):
             colour[:, c_i], colour_err[:, c_i] = _colour(phot[ka], phot[kb])
         if {"g", "r", "i"} <= set(canon):
@@ -1156,10 +1190,11 @@ def remove_stars(image, *, bands=None, psf=None, fwhm=None, threshold=5.0, metho
             ri, eri = _colour(phot[kr], phot[ki])
             locus = _decide.stellar_locus_offset(gr, ri)
             locus_err = np.hypot(egr, eri)
-    knot_dist = None
+    knot_dist = knot_ratio = None
     if nb > 1 and n:
         knot_dist = _knot_population_distance(colour, colour_err, on_gal & ~is_core & ~csat,
                                               best_score, snr)
+        knot_ratio = _knot_flux_ratio(flux, colour, on_gal & ~is_core & ~csat, best_score, snr)
 
     # -- automatic protection of a point-like centre -------------------------------------
     if auto_protect and is_core.any():
@@ -1192,7 +1227,7 @@ def remove_stars(image, *, bands=None, psf=None, fwhm=None, threshold=5.0, metho
     feat = dict(snr=snr, peak_snr=peak_snr, galaxy_fraction=gal_frac, near_core=near_core,
                 score=best_score, scale=best_scale, score1=score1, saturated=csat,
                 on_galaxy=on_gal, is_core=is_core, locus_offset=locus, locus_err=locus_err,
-                knot_distance=knot_dist, galaxy_gr=galaxy_gr)
+                knot_distance=knot_dist, knot_flux_ratio=knot_ratio, galaxy_gr=galaxy_gr)
     decision, reason = (_decide.classify(feat, rules=rules) if n else
                         (np.zeros(0, str), np.zeros(0, str)))
     # A source on the galaxy that the PSF fits worse than a wider copy of it is resolved (a
@@ -1254,6 +1289,16 @@ def remove_stars(image, *, bands=None, psf=None, fwhm=None, threshold=5.0, metho
                 reason[j] = (f"{reason[j]}; a point source {info['offset']:.1f} px from the "
                              "centre, but with the colours of the galaxy's knots "
                              f"({knot_dist[j]:.1f} sigma)")
+                continue
+            # as blue as star-forming regions and not bright, on a galaxy blue enough to
+            # have them: a knot that the light's symmetry singles out, as often as a star
+            if (cand_gr[j] < rules.asym_knot_gr and snr[j] < rules.asym_knot_snr
+                    and galaxy_gr < rules.asym_knot_galaxy_gr
+                    and gal_frac[j] < rules.knot_max_fraction):
+                reason[j] = (f"{reason[j]}; a point source {info['offset']:.1f} px from the "
+                             f"centre, but as blue as star-forming knots (g-r "
+                             f"{cand_gr[j]:.2f} < {rules.asym_knot_gr:g}, S/N {snr[j]:.0f} < "
+                             f"{rules.asym_knot_snr:g}, galaxy g-r {galaxy_gr:.2f})")
                 continue
             decision[j] = "star"
             reason[j] = (f"point source {info['offset']:.1f} px from the galaxy's centre of "
@@ -1998,6 +2043,27 @@ def _colour(pa, pb):
         e = 1.0857 * np.sqrt((ea / fa) ** 2 + (eb / fb) ** 2)
     ok = (fa > 0) & (fb > 0)
     return np.where(ok, c, np.nan), np.where(ok, e, np.nan)
+
+
+def _knot_flux_ratio(flux, colour, on_gal, score, snr, *, min_members=5):
+    """Each candidate's flux over the median flux of the galaxy's *other* compact sources
+    (the population of `_knot_population_distance`; NaN when it has fewer than
+    ``min_members`` with the candidate). The knots of one galaxy differ in flux by a factor
+    of a few; a foreground star with their colours is often far brighter."""
+    n = flux.size
+    out = np.full(n, np.nan)
+    use = on_gal & np.all(np.isfinite(colour), axis=1) & (snr >= 5) & (score >= 0.5) & \
+        np.isfinite(flux)
+    if use.sum() < min_members - 1:
+        return out
+    for j in range(n):
+        others = use.copy()
+        others[j] = False
+        if others.sum() >= min_members - 1:
+            med = float(np.median(flux[others]))
+            if med > 0:
+                out[j] = flux[j] / med
+    return out
 
 
 def _knot_population_distance(colour, colour_err, on_gal, score, snr, *, min_members=5,

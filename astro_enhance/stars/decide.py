@@ -32,7 +32,8 @@ The rules protect the target galaxy first. In order:
    ``on_galaxy_colour_score`` when its colours are ``knot_far`` sigmas or more from the
    knots'), have S/N of at least ``on_galaxy_snr``, and -- when the galaxy has five or more
    compact sources and several bands are given -- differ in colour from them by
-   ``knot_sigma`` or more; otherwise it is a *knot*.
+   ``knot_sigma`` or more, or be ``knot_bright_ratio`` times brighter than the median of
+   the others; otherwise it is a *knot*.
 6. Everything else is a star.
 
 Each decision comes with a plain-words reason, stored in the catalogue.
@@ -133,6 +134,17 @@ class DecisionRules:
         best-fitting width is at least ``blend_width`` times the PSF's, with a chi-square
         lower by at least ``blend_dchi2``: a blend of two or more knots (a star that
         scores that poorly is rarely measured that wide).
+    knot_bright_ratio : float
+        A point source with the colours of the galaxy's compact sources is a knot only when
+        its flux is below this many times the median flux of the others: the knots of one
+        galaxy differ in flux by a factor of a few, a foreground star of their colour is
+        often far brighter.
+    asym_knot_gr, asym_knot_snr, asym_knot_galaxy_gr : float
+        Used by `~astro_enhance.stars.remove_stars` for a source found only in the
+        light's asymmetry about the galaxy's centre (not by `classify`): it is a knot when
+        its g - r is below ``asym_knot_gr`` (as blue as star-forming regions), its S/N below
+        ``asym_knot_snr`` and the g - r of the galaxy's smooth light below
+        ``asym_knot_galaxy_gr`` (a galaxy that forms stars).
 
     Examples
     --------
@@ -152,7 +164,8 @@ class DecisionRules:
                  bright_snr=1000.0, bright_score=0.8, knot_max_fraction=0.1,
                  on_galaxy_colour_score=0.7, knot_far=3.0, passive_gr=0.7, passive_score=0.6,
                  resolved_width=1.3, resolved_dchi2=9.0, blend_width=1.15, blend_dchi2=2.0,
-                 blend_score=0.9):
+                 blend_score=0.9, knot_bright_ratio=5.0, asym_knot_gr=0.3,
+                 asym_knot_snr=100.0, asym_knot_galaxy_gr=0.6):
         self.min_score = float(min_score)
         self.max_scale = float(max_scale)
         self.on_galaxy_score = float(on_galaxy_score)
@@ -173,6 +186,10 @@ class DecisionRules:
         self.blend_width = float(blend_width)
         self.blend_dchi2 = float(blend_dchi2)
         self.blend_score = float(blend_score)
+        self.knot_bright_ratio = float(knot_bright_ratio)
+        self.asym_knot_gr = float(asym_knot_gr)
+        self.asym_knot_snr = float(asym_knot_snr)
+        self.asym_knot_galaxy_gr = float(asym_knot_galaxy_gr)
 
     def __repr__(self):
         items = ", ".join(f"{k}={v:g}" for k, v in vars(self).items())
@@ -189,8 +206,10 @@ def classify(feat, *, rules=None):
         ``score1`` (score at scale 1), ``saturated`` (bool), ``on_galaxy`` (bool),
         ``is_core`` (bool), and optionally ``galaxy_fraction`` (flux over the protected
         galaxy's flux) with ``near_core`` (bool), ``knot_distance`` (colour distance from the
-        galaxy's compact sources, sigmas), ``locus_offset`` and ``locus_err`` (distance from
-        the stellar locus and its error, magnitudes; NaN when unknown) for the colour tests,
+        galaxy's compact sources, sigmas) with ``knot_flux_ratio`` (flux over the median
+        flux of the galaxy's other compact sources), ``locus_offset`` and ``locus_err``
+        (distance from the stellar locus and its error, magnitudes; NaN when unknown) for
+        the colour tests,
         ``galaxy_gr`` (scalar: g - r of the protected galaxy's smooth light, NaN when
         unknown), and ``extent`` with ``extent_dchi2`` (best width in PSF units and its
         chi-square gain, `~astro_enhance.stars.psf_extent`; NaN when not measured).
@@ -219,6 +238,7 @@ def classify(feat, *, rules=None):
     locus = feat.get("locus_offset")
     locus_err = feat.get("locus_err")
     knot_distance = feat.get("knot_distance")
+    knot_ratio = feat.get("knot_flux_ratio")
     ggr = float(feat.get("galaxy_gr", float("nan")))
     passive = np.isfinite(ggr) and ggr >= r.passive_gr
     # resolved (best PSF width and its chi-square gain over the PSF; NaN: not measured)
@@ -306,14 +326,20 @@ def classify(feat, *, rules=None):
                 decision[i] = "knot"
                 reason[i] = f"on the galaxy and S/N {snr:.1f} < {r.on_galaxy_snr:g}"
                 continue
+            ratio = float(knot_ratio[i]) if knot_ratio is not None else float("nan")
+            bright = np.isfinite(ratio) and ratio >= r.knot_bright_ratio
             if knot_distance is not None and np.isfinite(knot_distance[i]) and \
-                    knot_distance[i] < r.knot_sigma:
+                    knot_distance[i] < r.knot_sigma and not bright:
                 decision[i] = "knot"
                 reason[i] = (f"on the galaxy with the colours of its compact star-forming "
                              f"knots ({knot_distance[i]:.1f} sigma)")
                 continue
             decision[i] = "star"
             reason[i] = f"point source on the galaxy (score {s1:.2f}, S/N {snr:.0f})"
+            if knot_distance is not None and np.isfinite(knot_distance[i]) and \
+                    knot_distance[i] < r.knot_sigma:
+                reason[i] += (f", with its knots' colours but {ratio:.1f} times the median flux "
+                              "of its other compact sources")
             continue
         decision[i] = "star"
         reason[i] = f"point source (score {score:.2f} at scale {scale:.2f})"

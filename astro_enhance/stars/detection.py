@@ -131,6 +131,10 @@ def find_candidates(snr, fwhm, *, threshold=5.0, mask=None):
 
 _SAT_KEYS = ("SATURATE", "SATURATA", "SATURATB", "SATLEVEL", "SATUR")
 
+#: Without a saturation card, a plateau at the image maximum means saturation only when the
+#: maximum is at least this many sky noise sigmas (robust standard deviation of the image).
+PLATEAU_MIN_SNR = 150.0
+
 
 def saturation_level(data, header=None, *, saturation=None):
     """Saturation level of an image, or None when nothing looks saturated.
@@ -150,7 +154,9 @@ def saturation_level(data, header=None, *, saturation=None):
     float or None
         Values at or above it are saturated. Without a usable header card, a flat plateau of
         five or more pixels within 2% of the image maximum marks saturation (the clipped cores
-        and bleed trails of saturated stars, also after resampling).
+        and bleed trails of saturated stars, also after resampling) -- when the maximum is
+        ``PLATEAU_MIN_SNR`` (150) sky noise sigmas or more (below that, the noise alone puts
+        several pixels of a smooth peak, a galaxy's core, within 2% of it).
     """
     arr = np.asarray(data, dtype=np.float64)
     finite = np.isfinite(arr)
@@ -173,6 +179,14 @@ def saturation_level(data, header=None, *, saturation=None):
             if vmax >= 0.995 * lev:
                 return 0.995 * lev
     if vmax <= 0:
+        return None
+    # a smooth peak (a galaxy's core) has pixels within 2% of its maximum too, when 2% of it
+    # is within the noise: only a maximum far above the sky noise, by PLATEAU_MIN_SNR (2% of
+    # it then three noise sigmas), can show a plateau
+    vals = arr[finite]
+    vals = vals[::max(1, vals.size // 200000)]
+    sigma = 1.4826 * float(np.median(np.abs(vals - np.median(vals))))
+    if vmax < PLATEAU_MIN_SNR * sigma:
         return None
     near = arr >= 0.98 * vmax
     n = int(near.sum())
