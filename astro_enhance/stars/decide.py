@@ -164,7 +164,7 @@ class DecisionRules:
                  bright_snr=1000.0, bright_score=0.8, knot_max_fraction=0.1,
                  on_galaxy_colour_score=0.7, knot_far=3.0, passive_gr=0.7, passive_score=0.6,
                  resolved_width=1.3, resolved_dchi2=9.0, blend_width=1.15, blend_dchi2=2.0,
-                 blend_score=0.9, knot_bright_ratio=5.0, asym_knot_gr=0.3,
+                 blend_score=0.9, knot_bright_ratio=8.0, asym_knot_gr=0.3,
                  asym_knot_snr=100.0, asym_knot_galaxy_gr=0.6):
         self.min_score = float(min_score)
         self.max_scale = float(max_scale)
