@@ -2054,15 +2054,26 @@ def _knot_flux_ratio(flux, colour, on_gal, score, snr, *, min_members=5):
     out = np.full(n, np.nan)
     use = on_gal & np.all(np.isfinite(colour), axis=1) & (snr >= 5) & (score >= 0.5) & \
         np.isfinite(flux)
-    if use.sum() < min_members - 1:
+    m = int(use.sum())
+    if m < min_members - 1:
         return out
-    for j in range(n):
-        others = use.copy()
-        others[j] = False
-        if others.sum() >= min_members - 1:
-            med = float(np.median(flux[others]))
-            if med > 0:
-                out[j] = flux[j] / med
+    vals = np.sort(flux[use])
+
+    def median_without(k):
+        # median of the sorted values with the one of rank k left out (m - 1 of them)
+        rest = np.delete(vals, k)
+        return float(np.median(rest))
+
+    med = np.full(n, float(np.median(vals)))  # candidates outside the population
+    if m - 1 >= min_members - 1:
+        idx = np.nonzero(use)[0]
+        ranks = np.searchsorted(vals, flux[idx])
+        for j, k in zip(idx, ranks):
+            med[j] = median_without(int(k))
+    else:
+        med[use] = np.nan  # with the candidate left out, too few remain
+    with np.errstate(divide="ignore", invalid="ignore"):
+        out = np.where(med > 0, flux / med, np.nan)
     return out
 
 
