@@ -96,6 +96,20 @@ def _simulated(seed):
     return pair, res, gal, stars
 
 
+def _nearest(cat, x, y):
+    """The catalogue row nearest (x, y) and its distance."""
+    d = np.hypot(np.asarray(cat["x"]) - x, np.asarray(cat["y"]) - y)
+    j = int(np.argmin(d))
+    return j, d[j]
+
+
+def _assert_on_galaxy_stars_are_true(cat, tx, ty):
+    """Every star removed on the protected galaxy is within 2 px of a true star."""
+    on = np.nonzero((np.asarray(cat["decision"]) == "star") & np.asarray(cat["on_galaxy"]))[0]
+    for j in on:
+        assert tx.size and np.min(np.hypot(tx - cat["x"][j], ty - cat["y"][j])) <= 2.0
+
+
 # ----------------------------------------------------------------------------- PSF models
 def test_psf_from_fwhm_is_normalised_with_requested_width():
     psf = psf_from_fwhm(4.0, beta=2.5)
@@ -287,9 +301,8 @@ def test_simulated_bright_stars_with_knot_colours_are_removed(seed):
     # the brightest true star lying on a galaxy candidate
     hits = []
     for k in np.argsort(-f):
-        d = np.hypot(np.asarray(cat["x"]) - tx[k], np.asarray(cat["y"]) - ty[k])
-        j = int(np.argmin(d))
-        if d[j] < 1.0 and on[j]:
+        j, d = _nearest(cat, tx[k], ty[k])
+        if d < 1.0 and on[j]:
             hits.append(j)
             break
     assert hits and dec[hits[0]] == "star"
@@ -530,9 +543,7 @@ def test_simulated_blends_of_knots_are_kept(seed):
     # (below resolved_width, caught by the blend_* rule)
     _, res, _, (tx, ty) = _simulated(seed)
     cat = res.catalog
-    on = np.nonzero((np.asarray(cat["decision"]) == "star") & np.asarray(cat["on_galaxy"]))[0]
-    for j in on:
-        assert tx.size and np.min(np.hypot(tx - cat["x"][j], ty - cat["y"][j])) <= 2.0
+    _assert_on_galaxy_stars_are_true(cat, tx, ty)
     assert np.any(np.asarray(cat["reason"]) != "") and np.any(
         np.char.find(np.asarray(cat["reason"], str), "resolved") >= 0)
 
@@ -569,9 +580,7 @@ def test_simulated_blue_knots_in_the_asymmetry_are_kept(seed):
     why = np.asarray(cat["reason"], str)
     blue = np.nonzero(np.char.find(why, "as blue as star-forming knots") >= 0)[0]
     assert blue.size and all(cat["decision"][j] == "knot" for j in blue)
-    on = np.nonzero((np.asarray(cat["decision"]) == "star") & np.asarray(cat["on_galaxy"]))[0]
-    for j in on:
-        assert tx.size and np.min(np.hypot(tx - cat["x"][j], ty - cat["y"][j])) <= 2.0
+    _assert_on_galaxy_stars_are_true(cat, tx, ty)
 
 
 @pytest.mark.parametrize("seed", [501161, 503406])
@@ -601,9 +610,8 @@ def test_simulated_bright_star_on_a_small_galaxy_is_removed(seed):
     d_gal = np.hypot(tx - gx, ty - gy)
     k = int(np.argmax(np.where(d_gal < 12.0, f, -np.inf)))
     assert 1.5 < d_gal[k] < 12.0
-    d = np.hypot(np.asarray(cat["x"]) - tx[k], np.asarray(cat["y"]) - ty[k])
-    j = int(np.argmin(d))
-    assert d[j] < 1.0 and cat["decision"][j] == "star"
+    j, d = _nearest(cat, tx[k], ty[k])
+    assert d < 1.0 and cat["decision"][j] == "star"
 
 
 @pytest.mark.parametrize("seed", [501931, 503272, 503345])
@@ -618,9 +626,8 @@ def test_simulated_star_beside_the_core_is_removed(seed):
     cat = res.catalog
     k = int(np.argmin(np.hypot(tx - gx, ty - gy)))
     assert np.hypot(tx[k] - gx, ty[k] - gy) < 3.0
-    d = np.hypot(np.asarray(cat["x"]) - tx[k], np.asarray(cat["y"]) - ty[k])
-    j = int(np.argmin(d))
-    assert d[j] < 1.0 and cat["decision"][j] == "star"
+    j, d = _nearest(cat, tx[k], ty[k])
+    assert d < 1.0 and cat["decision"][j] == "star"
     # what is taken there is the star, not the core's light with it
     x0, y0 = int(round(tx[k])), int(round(ty[k]))
     taken = float(np.sum(res.stars[0, y0 - 8:y0 + 9, x0 - 8:x0 + 9]))  # r, the first band

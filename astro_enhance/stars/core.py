@@ -1178,17 +1178,15 @@ def remove_stars(image, *, bands=None, psf=None, fwhm=None, threshold=5.0, metho
     colour = np.full((n, max(nb - 1, 1)), np.nan)
     colour_err = np.full((n, max(nb - 1, 1)), np.nan)
     locus = locus_err = None
-    cand_gr = np.full(n, np.nan)
+    cand_gr = np.full(n, np.nan)  # g - r of every candidate (g and r given)
     if nb > 1 and n:
-        if {"g", "r"} <= set(canon):
-            cand_gr = _colour(phot[canon.index("g")], phot[canon.index("r")])[0]
         for c_i, (ka, kb) in enumerate(zip(order[:-1], order[1:])):
             colour[:, c_i], colour_err[:, c_i] = _colour(phot[ka], phot[kb])
+        if {"g", "r"} <= set(canon):
+            cand_gr, egr = _colour(phot[canon.index("g")], phot[canon.index("r")])
         if {"g", "r", "i"} <= set(canon):
-            kg, kr, ki = (canon.index(b) for b in "gri")
-            gr, egr = _colour(phot[kg], phot[kr])
-            ri, eri = _colour(phot[kr], phot[ki])
-            locus = _decide.stellar_locus_offset(gr, ri)
+            ri, eri = _colour(phot[canon.index("r")], phot[canon.index("i")])
+            locus = _decide.stellar_locus_offset(cand_gr, ri)
             locus_err = np.hypot(egr, eri)
     knot_dist = knot_ratio = None
     if nb > 1 and n:
@@ -2045,36 +2043,33 @@ def _colour(pa, pb):
     return np.where(ok, c, np.nan), np.where(ok, e, np.nan)
 
 
+def _compact_population(colour, on_gal, score, snr):
+    """The galaxy's compact sources whose colours and flux are compared with each
+    candidate's (`_knot_population_distance`, `_knot_flux_ratio`): on the galaxy, all
+    colours measured, S/N 5 or more, best template score 0.5 or more."""
+    return on_gal & np.all(np.isfinite(colour), axis=1) & (snr >= 5) & (score >= 0.5)
+
+
 def _knot_flux_ratio(flux, colour, on_gal, score, snr, *, min_members=5):
-    """Each candidate's flux over the median flux of the galaxy's *other* compact sources
-    (the population of `_knot_population_distance`; NaN when it has fewer than
-    ``min_members`` with the candidate). The knots of one galaxy differ in flux by a factor
-    of a few; a foreground star with their colours is often far brighter."""
+    """Each candidate's flux over the median flux of the *other* members of the galaxy's
+    compact population (`_compact_population`; NaN when it has fewer than ``min_members``
+    with the candidate). The knots of one galaxy differ in flux by a factor of a few; a
+    foreground star with their colours is often far brighter."""
     n = flux.size
-    out = np.full(n, np.nan)
-    use = on_gal & np.all(np.isfinite(colour), axis=1) & (snr >= 5) & (score >= 0.5) & \
-        np.isfinite(flux)
+    use = _compact_population(colour, on_gal, score, snr) & np.isfinite(flux)
     m = int(use.sum())
     if m < min_members - 1:
-        return out
+        return np.full(n, np.nan)
     vals = np.sort(flux[use])
-
-    def median_without(k):
-        # median of the sorted values with the one of rank k left out (m - 1 of them)
-        rest = np.delete(vals, k)
-        return float(np.median(rest))
-
     med = np.full(n, float(np.median(vals)))  # candidates outside the population
     if m - 1 >= min_members - 1:
-        idx = np.nonzero(use)[0]
-        ranks = np.searchsorted(vals, flux[idx])
-        for j, k in zip(idx, ranks):
-            med[j] = median_without(int(k))
+        # a member against the others: the sorted values without its own
+        for j in np.nonzero(use)[0]:
+            med[j] = np.median(np.delete(vals, np.searchsorted(vals, flux[j])))
     else:
         med[use] = np.nan  # with the candidate left out, too few remain
     with np.errstate(divide="ignore", invalid="ignore"):
-        out = np.where(med > 0, flux / med, np.nan)
-    return out
+        return np.where(med > 0, flux / med, np.nan)
 
 
 def _knot_population_distance(colour, colour_err, on_gal, score, snr, *, min_members=5,
@@ -2094,7 +2089,7 @@ def _knot_population_distance(colour, colour_err, on_gal, score, snr, *, min_mem
     """
     n = colour.shape[0]
     out = np.full(n, np.nan)
-    use = on_gal & np.all(np.isfinite(colour), axis=1) & (snr >= 5) & (score >= 0.5)
+    use = _compact_population(colour, on_gal, score, snr)
     if use.sum() < min_members:
         return out
     err = np.nan_to_num(colour_err, nan=1.0)

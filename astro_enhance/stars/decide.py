@@ -326,18 +326,16 @@ def classify(feat, *, rules=None):
                 decision[i] = "knot"
                 reason[i] = f"on the galaxy and S/N {snr:.1f} < {r.on_galaxy_snr:g}"
                 continue
+            knot_colour = kd < r.knot_sigma  # (False when unknown: NaN)
             ratio = float(knot_ratio[i]) if knot_ratio is not None else float("nan")
-            bright = np.isfinite(ratio) and ratio >= r.knot_bright_ratio
-            if knot_distance is not None and np.isfinite(knot_distance[i]) and \
-                    knot_distance[i] < r.knot_sigma and not bright:
+            if knot_colour and not ratio >= r.knot_bright_ratio:
                 decision[i] = "knot"
                 reason[i] = (f"on the galaxy with the colours of its compact star-forming "
-                             f"knots ({knot_distance[i]:.1f} sigma)")
+                             f"knots ({kd:.1f} sigma)")
                 continue
             decision[i] = "star"
             reason[i] = f"point source on the galaxy (score {s1:.2f}, S/N {snr:.0f})"
-            if knot_distance is not None and np.isfinite(knot_distance[i]) and \
-                    knot_distance[i] < r.knot_sigma:
+            if knot_colour:
                 reason[i] += (f", with its knots' colours but {ratio:.1f} times the median flux "
                               "of its other compact sources")
             continue
