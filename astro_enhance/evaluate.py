@@ -24,7 +24,7 @@ import numpy as np
 
 from .exceptions import InputError
 
-__all__ = ["evaluate", "evaluate_real", "evaluate_colour", "make_colour_figure", "summarize",
+__all__ = ["evaluate", "evaluate_real", "evaluate_decam", "format_decam", "best_classical", "evaluate_colour", "make_colour_figure", "summarize",
            "format_summary", "make_figure", "parse_methods", "METRICS", "COLOUR_METRICS",
            "REFERENCE_ROWS"]
 
@@ -129,19 +129,33 @@ def _check_methods(parsed, n_bands, device, hint):
             raise InputError(f"{name} writes {enh.info.channels_out} band(s); {hint}")
 
 
+def _scene_dicts(pair, **extra):
+    """The per-band scene records `evaluate` measures, from a simulated or real pair."""
+    for b in pair.bands:
+        yield dict(seed=pair.seed, band=b, sdss=pair.sdss[b], truth=pair.truth[b].data,
+                   decals=pair.decals[b].data, input=pair.input[b].data,
+                   decals_wcs=pair.decals_wcs, sdss_wcs=pair.sdss_wcs,
+                   sigma_sdss=np.sqrt(pair.variance_sdss[b]),
+                   sigma_decals=pair.sigma_decals[b], mask=pair.saturated[b],
+                   psf_sdss=pair.psf_fwhm_sdss[b], psf_decals=pair.psf_fwhm_decals[b],
+                   center=(pair.galaxy["x_decals"], pair.galaxy["y_decals"]), **extra)
+
+
 def _scenes_from_simulation(seeds, bands, stamp_arcsec):
     from .simulate import simulate_pair
 
     for seed in seeds:
-        pair = simulate_pair(seed, bands=bands, stamp_arcsec=stamp_arcsec)
-        for b in bands:
-            yield dict(seed=seed, band=b, sdss=pair.sdss[b], truth=pair.truth[b].data,
-                       decals=pair.decals[b].data, input=pair.input[b].data,
-                       decals_wcs=pair.decals_wcs, sdss_wcs=pair.sdss_wcs,
-                       sigma_sdss=np.sqrt(pair.variance_sdss[b]),
-                       sigma_decals=pair.sigma_decals[b], mask=pair.saturated[b],
-                       psf_sdss=pair.psf_fwhm_sdss[b], psf_decals=pair.psf_fwhm_decals[b],
-                       center=(pair.galaxy["x_decals"], pair.galaxy["y_decals"]))
+        yield from _scene_dicts(simulate_pair(seed, bands=bands, stamp_arcsec=stamp_arcsec))
+
+
+def _scenes_from_real_morphology(split, n, bands, data_dir):
+    from .real_morphology import REAL_SPLIT_SEEDS, galaxy_names, real_morphology_pair
+
+    names = galaxy_names(split)[:n]
+    first = REAL_SPLIT_SEEDS[split]
+    for i, name in enumerate(names):
+        pair = real_morphology_pair(name, first + 10 * i, bands=bands, data_dir=data_dir)
+        yield from _scene_dicts(pair, name=name)
 
 
 def _scenes_from_shards(path, split, seeds, bands):
@@ -221,7 +235,7 @@ def _as_grid(out_hdu, sc):
 
 def evaluate(methods, *, n=200, split="bench", bands=("r",), start=None, shards=None,
              stamp_arcsec=64.0, device="cpu", references=True, keep_examples=4,
-             progress=False):
+             progress=False, source="simulation", data_dir=None):
     """Run enhancers through the pipeline on simulated scenes and measure them.
 
     Parameters
@@ -250,11 +264,20 @@ def evaluate(methods, *, n=200, split="bench", bands=("r",), start=None, shards=
         Keep the images of the first scenes for `make_figure`.
     progress : bool, optional
         Show a progress bar.
+    source : {"simulation", "real-morphology"}, optional
+        ``"real-morphology"``: the first ``n`` galaxies of the split's real-morphology pairs
+        (`astro_enhance.real_morphology`: real DECaLS galaxy images as truth, the SDSS
+        psField PSF), one pair per galaxy with the split's fixed seeds; ``start``, ``shards``
+        and ``stamp_arcsec`` do not apply.
+    data_dir : path-like, optional
+        Real-data folder for ``source="real-morphology"`` (see
+        `astro_enhance.real_morphology.real_data_dir`).
 
     Returns
     -------
     table : `~astropy.table.Table`
-        One row per (method, seed, band) with the columns of `METRICS`.
+        One row per (method, seed, band) with the columns of `METRICS` (and ``name``, the
+        galaxy, for real-morphology scenes).
     examples : list of dict
         Images of the first ``keep_examples`` scenes: ``truth``, ``decals``, ``input`` and one
         entry per method, plus ``seed``, ``band`` and ``sigma_decals``.
@@ -282,9 +305,17 @@ def evaluate(methods, *, n=200, split="bench", bands=("r",), start=None, shards=
     _check_methods(parsed, 1, device, "evaluate it with evaluate_colour (astro-enhance "
                    "evaluate --colour)")
     bands = _check_bands(bands)
-    seeds = check_seeds(split, start=start, n=n)
-    scenes = (_scenes_from_shards(shards, split, seeds, bands) if shards is not None
-              else _scenes_from_simulation(seeds, bands, stamp_arcsec))
+    if source == "real-morphology":
+        from .real_morphology import galaxy_names
+        n_scenes = min(int(n), len(galaxy_names(split)))
+        seeds = range(n_scenes)
+        scenes = _scenes_from_real_morphology(split, n_scenes, bands, data_dir)
+    elif source == "simulation":
+        seeds = check_seeds(split, start=start, n=n)
+        scenes = (_scenes_from_shards(shards, split, seeds, bands) if shards is not None
+                  else _scenes_from_simulation(seeds, bands, stamp_arcsec))
+    else:
+        raise InputError(f"unknown source {source!r}; use 'simulation' or 'real-morphology'")
     bar = None
     if progress:
         from tqdm import tqdm
@@ -302,11 +333,11 @@ def evaluate(methods, *, n=200, split="bench", bands=("r",), start=None, shards=
             out = _as_grid(hdul[0], sc)
             outs[m] = out
             rows.append(dict(method=m, seed=sc["seed"], band=sc["band"],
-                             **_metrics(out, sc, dt)))
+                             **_metrics(out, sc, dt), **_name(sc)))
         if references:
             for name, arr in (("sdss-input", sc["input"]), ("decals-like", sc["decals"])):
                 rows.append(dict(method=name, seed=sc["seed"], band=sc["band"],
-                                 **_metrics(arr, sc, math.nan)))
+                                 **_metrics(arr, sc, math.nan), **_name(sc)))
         if len(examples) < keep_examples:
             examples.append(dict(seed=sc["seed"], band=sc["band"], truth=sc["truth"],
                                  decals=sc["decals"], input=sc["input"],
@@ -319,8 +350,14 @@ def evaluate(methods, *, n=200, split="bench", bands=("r",), start=None, shards=
         raise InputError("no scene found for these seeds and bands")
     table = Table(rows=rows)
     table.meta["split"] = split
-    table.meta["seeds"] = [seeds.start, seeds.stop]
+    table.meta["source"] = source
+    if source == "simulation":
+        table.meta["seeds"] = [seeds.start, seeds.stop]
     return table, examples
+
+
+def _name(sc):
+    return {"name": sc["name"]} if "name" in sc else {}
 
 
 def evaluate_colour(methods=("colorize",), *, n=200, split="bench", start=None,
@@ -776,3 +813,224 @@ def evaluate_real(sdss, decals, methods, *, device="cpu", band=None):
         row["scale"], row["offset"] = float(a), float(b)
         rows.append(row)
     return Table(rows=rows)
+
+
+#: The shared DECam frames of ``evaluate_decam``: the Siena Galaxy Atlas galaxy (testcase9)
+#: and the saturated star with a bleed trail (testcase6).
+DECAM_FRAMES = ("testcase9", "testcase6")
+
+
+def _decam_frame(case, band, data_dir):
+    from astropy.io import fits
+
+    from .real_morphology import real_data_dir
+    from .simulate import _ZP_NMGY, decam_to_nanomaggies
+
+    d = real_data_dir(data_dir) / "decam" / case / "images"
+    ooi = sorted(d.glob(f"*_ooi_{band}_*.fits*"))
+    if not ooi:
+        raise InputError(f"no {band}-band DECam image (*_ooi_{band}_*) in {d}")
+    ooi = ooi[0]
+    oow = Path(str(ooi).replace("_ooi_", "_oow_"))
+    ood = Path(str(ooi).replace("_ooi_", "_ood_"))
+    img = decam_to_nanomaggies(ooi)
+    h = img.header
+    scale = 10 ** (-0.4 * (float(h["MAGZERO"]) + 2.5 * math.log10(float(h["EXPTIME"]))
+                           - _ZP_NMGY))
+    ivar = np.asarray(fits.getdata(oow, 1), dtype=np.float64) / scale ** 2
+    bad = np.asarray(fits.getdata(ood, 1)) != 0
+    bad |= ~(ivar > 0) | ~np.isfinite(img.data)
+    fwhm = float(h["FWHM"]) * 0.262 if "FWHM" in h else 1.2
+    return dict(case=case, file=ooi.name, image=img, ivar=ivar, bad=bad, fwhm=fwhm)
+
+
+def evaluate_decam(methods, *, frames=DECAM_FRAMES, band="r", data_dir=None, device="cpu",
+                   seed=0, keep_examples=True):
+    """Benchmark enhancers on real DECam exposures degraded to SDSS.
+
+    Each frame (a ``*_ooi_*`` DECam community-pipeline image of the shared real data) is
+    converted to nanomaggies (`~astro_enhance.simulate.decam_to_nanomaggies`), degraded to
+    SDSS with `~astro_enhance.simulate.degrade` using the shared psField's KL PSF (centre
+    of the field, stretched to the SDSS survey's typical seeing of the band) and SDSS noise,
+    and enhanced by each method through the pipeline; the output is put back on the DECam
+    grid. Metrics:
+
+    * ``psnr``, ``ssim``: against the DECam image convolved to the enhancer's target PSF
+      (the DECaLS survey's FWHM of the band, when the exposure is sharper), in the asinh
+      space of the DECam image's noise; masked pixels (``*_ood_*`` flags) and those within
+      3 SDSS FWHMs of them (where the degraded image spreads light the DECam image lacks)
+      are left out;
+    * ``chi2_light``: reduced chi-square of output minus DECam image with the exposure's
+      inverse variance (``*_oow_*``), on pixels with light (the PSF-matched DECam image
+      above 3 of its noise sigmas, unmasked);
+    * ``flux_error``: (sum of output - sum of DECam image) / sum of DECam image over the
+      same pixels.
+
+    Parameters
+    ----------
+    methods : str or sequence of str
+        Enhancer specifications (see `parse_methods`).
+    frames : sequence of str, optional
+        Folders under ``decam/`` of the real-data folder.
+    band : str, optional
+    data_dir : path-like, optional
+        Real-data folder (see `astro_enhance.real_morphology.real_data_dir`).
+    device : str, optional
+    seed : int, optional
+        Seed of the SDSS noise.
+    keep_examples : bool, optional
+        Also return the images.
+
+    Returns
+    -------
+    table : `~astropy.table.Table`
+        One row per (frame, method), plus two reference rows: ``sdss-input`` (the degraded
+        image on the DECam grid) and ``target+noise`` (the PSF-matched DECam image plus a
+        second realisation of its own noise, PSF-matched: what an answer as good as the
+        DECam image itself scores, the ceiling of these metrics).
+    examples : list of dict
+        Per frame: ``target``, ``input`` and each method's output on the DECam grid.
+    """
+    from astropy.table import Table
+
+    from scipy.ndimage import binary_dilation
+
+    from .io import image_to_hdu
+    from .metrics import psnr, ssim
+    from .normalize import estimate_noise
+    from .pipeline import enhance_fits
+    from .real_morphology import _psfield_path, psf_effective_fwhm, sdss_kl_psf
+    from .simulate import _to_decals_grid, degrade, gaussian_psf_match
+    from .surveys import get_survey
+
+    parsed = parse_methods(methods)
+    _check_methods(parsed, 1, device, "evaluate_decam takes single-band enhancers")
+    sdss, decals = get_survey("sdss"), get_survey("decals")
+    kl = sdss_kl_psf(_psfield_path(data_dir), band, 744.0, 1024.0)
+    psf_scale = 0.396 * sdss.psf_fwhm[band] / psf_effective_fwhm(kl, 0.396)
+    rows, examples = [], []
+    for case in frames:
+        fr = _decam_frame(case, band, data_dir)
+        img, bad = fr["image"], fr["bad"]
+        dec = np.asarray(img.data, dtype=np.float64)
+        sig = estimate_noise(np.where(bad, np.nan, dec))
+        target = gaussian_psf_match(np.where(bad, np.nan, dec), fr["fwhm"],
+                                    decals.psf_fwhm[band], 0.262).astype(np.float64)
+        # light spread from masked pixels (saturated cores, bleed trails) by the SDSS PSF
+        # is not in the DECam image: leave out pixels within 3 SDSS FWHMs of them
+        near_bad = binary_dilation(bad, iterations=int(math.ceil(
+            3.0 * sdss.psf_fwhm[band] / 0.262))) if bad.any() else bad
+        light = (target > 3.0 * estimate_noise(target)) & ~near_bad
+        sd = degrade(img, to="sdss", psf=kl, psf_scale=psf_scale, psf_fwhm_in=fr["fwhm"],
+                     band=band, rng=seed)
+        hdu = image_to_hdu(sd)
+        # what the pipeline reads: an SDSS frame in this band, not the DECam exposure
+        for key in ("TELESCOP", "INSTRUME", "OBSERVAT", "DETECTOR", "ORIGIN"):
+            hdu.header.remove(key, ignore_missing=True, remove_all=True)
+        hdu.header["FILTER"] = band
+        hdu.header["TELESCOP"] = "2.5m"
+        hdu.header["ORIGIN"] = "SDSS"
+        hdu.header["PSFFWHM"] = sdss.psf_fwhm[band]
+        sc = dict(decals_wcs=img.wcs, truth=dec)
+        outs = {"sdss-input": _to_decals_grid(sd, img.wcs, dec.shape)}
+        times = {"sdss-input": math.nan}
+        for m, name, opts in parsed:
+            t0 = time.perf_counter()
+            hdul = enhance_fits(hdu, method=name, target="decals", device=device,
+                                options=opts, rng=seed)
+            times[m] = time.perf_counter() - t0
+            outs[m] = _as_grid(hdul[0], sc)
+        # the score of a perfect answer is capped by the DECam image's own noise: an image
+        # that differs from the target by that noise (PSF-matched) scores this
+        rng = np.random.default_rng([seed, 0xCE1])
+        noise_var = np.where(fr["ivar"] > 0, 1.0 / np.where(fr["ivar"] > 0, fr["ivar"], 1), 0)
+        extra = gaussian_psf_match(rng.standard_normal(dec.shape) * np.sqrt(noise_var),
+                                   fr["fwhm"], decals.psf_fwhm[band], 0.262)
+        outs["target+noise"] = target + extra
+        times["target+noise"] = math.nan
+        for m, out in outs.items():
+            o = np.where(near_bad, np.nan, np.asarray(out, dtype=np.float64))
+            t = np.where(near_bad, np.nan, target)
+            resid = (o - dec)[light]
+            chi2 = float(np.nanmean(resid ** 2 * fr["ivar"][light]))
+            f_t = float(np.nansum(dec[light]))
+            rows.append(dict(frame=case, file=fr["file"], method=m, band=band,
+                             psnr=psnr(o, t, sigma=sig), ssim=ssim(np.nan_to_num(o),
+                                                                    np.nan_to_num(t),
+                                                                    sigma=sig),
+                             chi2_light=chi2,
+                             flux_error=(float(np.nansum(o[light])) - f_t) / f_t,
+                             seconds=times[m]))
+        if keep_examples:
+            examples.append(dict(frame=case, target=target, sigma=sig, outputs=outs))
+    table = Table(rows=rows)
+    table.meta["band"] = band
+    table.meta["psf"] = (f"SDSS psField KL PSF ({_psfield_path(data_dir).name}, row 744, col "
+                         f"1024) stretched to {sdss.psf_fwhm[band]}\" effective FWHM")
+    return table, examples
+
+
+def best_classical(summary, *, key="psnr_median", exclude=REFERENCE_ROWS):
+    """The classical method (at its best listed setting) with the highest ``key``.
+
+    Parameters
+    ----------
+    summary : `~astropy.table.Table`
+        Output of `summarize` (or any table with ``method`` and ``key`` columns).
+    key : str, optional
+    exclude : sequence of str, optional
+        Rows that are references, not methods.
+
+    Returns
+    -------
+    row : `~astropy.table.Row` or None
+
+    Examples
+    --------
+    >>> from astropy.table import Table
+    >>> t = Table(rows=[dict(method="unet", psnr_median=40.0),
+    ...                 dict(method="gaussian(sigma=1)", psnr_median=33.0),
+    ...                 dict(method="bicubic", psnr_median=30.0)])
+    >>> str(best_classical(t)["method"])
+    'gaussian(sigma=1)'
+    """
+    from .enhancers import list_enhancers
+
+    kinds = {str(r["name"]): str(r["kind"]) for r in list_enhancers()}
+    best = None
+    for r in summary:
+        m = str(r["method"])
+        if m in exclude or kinds.get(m.split("(")[0]) != "classical":
+            continue
+        if best is None or float(r[key]) > float(best[key]):
+            best = r
+    return best
+
+
+def format_decam(table):
+    """The `evaluate_decam` table as text, one line per frame and method, with the tuned blur.
+
+    For each frame the ``gaussian(...)`` row with the highest PSNR is marked ``*`` (the blur
+    tuned on that frame) and every method's PSNR difference to it is shown.
+
+    Parameters
+    ----------
+    table : `~astropy.table.Table`
+
+    Returns
+    -------
+    str
+    """
+    lines = [f"{'frame':10s} {'method':24s} {'psnr':>7s} {'d_blur':>7s} {'ssim':>6s} "
+             f"{'chi2_light':>10s} {'flux_err':>9s}"]
+    for frame in dict.fromkeys(str(f) for f in table["frame"]):
+        sub = table[table["frame"] == frame]
+        blurs = [r for r in sub if str(r["method"]).startswith("gaussian")]
+        best = max(blurs, key=lambda r: float(r["psnr"])) if blurs else None
+        for r in sub:
+            d = float(r["psnr"]) - float(best["psnr"]) if best is not None else math.nan
+            mark = "*" if best is not None and r["method"] == best["method"] else " "
+            lines.append(f"{frame:10s} {str(r['method']) + mark:24s} {float(r['psnr']):7.2f} "
+                         f"{d:+7.2f} {float(r['ssim']):6.3f} {float(r['chi2_light']):10.2f} "
+                         f"{float(r['flux_error']):+9.4f}")
+    return "\n".join(lines)

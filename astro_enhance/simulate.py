@@ -54,6 +54,7 @@ __all__ = [
     "decam_to_nanomaggies",
     "DECAM_NOMINAL_ZEROPOINTS",
     "gaussian_psf_match",
+    "psf_image_match",
     "decals_sigma",
     "moffat_core_fwhm",
 ]
@@ -1207,11 +1208,107 @@ def gaussian_psf_match(data, fwhm_in, fwhm_out, pixel_scale):
     return out.astype(np.float32)
 
 
+def psf_image_match(data, psf, psf_scale, fwhm_in, pixel_scale):
+    """Convolve an image so that its PSF becomes (about) a given PSF image.
+
+    The PSF image ``psf`` is shrunk about its centre, resampled onto the image's pixels and
+    used as the kernel. The shrink factor starts at ``sqrt(F**2 - fwhm_in**2) / F``, where
+    ``F`` is its effective FWHM (`astro_enhance.real_morphology.psf_effective_fwhm`), and
+    is corrected (a few iterations) until the kernel convolved with a Gaussian of
+    ``fwhm_in`` has effective FWHM ``F``; the shape of the wings is that of ``psf``. With ``fwhm_in`` small next to ``F`` (a
+    sharp image) the kernel is ``psf`` itself. NaNs are ignored (normalised convolution)
+    and kept as NaN.
+
+    Parameters
+    ----------
+    data : ndarray, shape (ny, nx)
+        Image.
+    psf : ndarray, shape (my, mx)
+        Target PSF image, centred on its central pixel.
+    psf_scale : float
+        Pixel scale of ``psf``, arcsec per pixel.
+    fwhm_in : float
+        Effective PSF FWHM of ``data``, arcsec.
+    pixel_scale : float
+        Pixel scale of ``data``, arcsec per pixel.
+
+    Returns
+    -------
+    ndarray, float32
+        Convolved image.
+
+    Raises
+    ------
+    astro_enhance.InputError
+        If ``fwhm_in`` is not smaller than the PSF image's FWHM, or the PSF has no flux.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> y, x = np.mgrid[-15:16, -15:16]
+    >>> psf = np.exp(-0.5 * (x ** 2 + y ** 2) / 2.0 ** 2)
+    >>> img = np.zeros((41, 41), np.float32); img[20, 20] = 1
+    >>> round(float(psf_image_match(img, psf, 0.4, 0.5, 0.2).sum()), 4)
+    1.0
+    """
+    from scipy.ndimage import map_coordinates
+    from scipy.signal import fftconvolve
+
+    from .real_morphology import psf_effective_fwhm
+
+    p = np.asarray(psf, dtype=np.float64)
+    if p.ndim != 2 or not np.isfinite(p).all() or not p.sum() > 0:
+        raise InputError("the PSF image must be a finite 2-D array with positive sum")
+    f = psf_effective_fwhm(p, psf_scale)
+    if not f > fwhm_in:
+        raise InputError(f"the PSF image (effective FWHM {f:.3f}\") is not broader than the "
+                         f"image's own PSF ({fwhm_in:.3f}\"): nothing to degrade")
+    cy, cx = (p.shape[0] - 1) / 2.0, (p.shape[1] - 1) / 2.0
+
+    def kernel(q):
+        # kernel pixel u (u * pixel_scale arcsec) samples psf at u * pixel_scale / q arcsec
+        step = pixel_scale / (q * psf_scale)
+        half = int(math.ceil(max(cy, cx) / step))
+        u = np.arange(-half, half + 1, dtype=np.float64) * step
+        yy, xx = np.meshgrid(u + cy, u + cx, indexing="ij")
+        k = np.clip(map_coordinates(p, [yy, xx], order=1, mode="constant", cval=0.0), 0, None)
+        return k / k.sum()
+
+    # quadrature is exact for Gaussians only: correct the shrink factor until the kernel
+    # convolved with the image's own (Gaussian) PSF has the PSF image's effective FWHM
+    q = math.sqrt(f ** 2 - fwhm_in ** 2) / f
+    sig_in = fwhm_in / (2.0 * math.sqrt(2.0 * math.log(2.0))) / pixel_scale
+    for _ in range(4):
+        k = kernel(q)
+        if sig_in < 0.3:
+            break
+        h = int(math.ceil(4 * sig_in))
+        g = np.exp(-0.5 * (np.arange(-h, h + 1) / sig_in) ** 2)
+        eff = psf_effective_fwhm(fftconvolve(k, np.outer(g, g) / g.sum() ** 2), pixel_scale)
+        if abs(eff / f - 1.0) < 0.002:
+            break
+        q *= math.sqrt(max(f ** 2 - fwhm_in ** 2, 1e-6)
+                       / max(eff ** 2 - fwhm_in ** 2, 1e-6))
+    arr = np.asarray(data, dtype=np.float64)
+    bad = ~np.isfinite(arr)
+    filled = np.where(bad, 0.0, arr)
+    out = fftconvolve(filled, k, mode="same")
+    if bad.any():
+        w = fftconvolve((~bad).astype(np.float64), k, mode="same")
+        with np.errstate(invalid="ignore", divide="ignore"):
+            out = out / w
+        out[bad] = np.nan
+    return out.astype(np.float32)
+
+
 def degrade(image, *, to="sdss", psf_fwhm=None, psf_fwhm_in=None, noise=None, band=None,
-            wcs_out=None, shape_out=None, rng=None, return_type="image"):
+            wcs_out=None, shape_out=None, rng=None, return_type="image", psf=None,
+            psf_scale=None):
     """Turn a DECaLS-scale image into what SDSS (or another survey) would see.
 
-    Steps: PSF matching with a Gaussian kernel of the quadrature difference of the FWHMs;
+    Steps: PSF matching with a Gaussian kernel of the quadrature difference of the FWHMs (or,
+    with ``psf``, with a real PSF image such as an SDSS psField KL model, see
+    `psf_image_match`);
     flux-conserving resampling onto the target grid with `astro_enhance.resample.resample`
     (per-pixel units are multiplied by the pixel-area ratio); Gaussian noise added so that the
     background noise reaches the target survey's per-pixel sigma (the noise already in the
@@ -1247,6 +1344,11 @@ def degrade(image, *, to="sdss", psf_fwhm=None, psf_fwhm_in=None, noise=None, ba
         Random generator for the noise.
     return_type : {"image", "hdu"}, optional
         Return an `~astro_enhance.io.Image` or a `~astropy.io.fits.PrimaryHDU`.
+    psf : ndarray, optional
+        Target PSF as an image (e.g. `astro_enhance.real_morphology.sdss_kl_psf`) instead of
+        a Gaussian of ``psf_fwhm``; ``psf_fwhm`` is then its effective FWHM.
+    psf_scale : float, optional
+        Pixel scale of ``psf``, arcsec (default the target survey's).
 
     Returns
     -------
@@ -1283,12 +1385,19 @@ def degrade(image, *, to="sdss", psf_fwhm=None, psf_fwhm_in=None, noise=None, ba
         psf_fwhm_in = _header_fwhm_arcsec(header, scale_in)
     if psf_fwhm_in is None:
         psf_fwhm_in = get_survey("decals").psf_fwhm.get(band, 1.2)
+    if psf is not None:
+        from .real_morphology import psf_effective_fwhm
+        psf_scale = float(survey.pixel_scale if psf_scale is None else psf_scale)
+        psf_fwhm = psf_effective_fwhm(psf, psf_scale)
     if psf_fwhm is None:
         psf_fwhm = survey.psf_fwhm[band]
     psf_fwhm, psf_fwhm_in = float(psf_fwhm), float(psf_fwhm_in)
     if not (psf_fwhm > 0 and psf_fwhm_in > 0):
         raise InputError("PSF FWHMs must be positive (arcsec)")
-    blurred = gaussian_psf_match(img.data, psf_fwhm_in, psf_fwhm, scale_in)
+    if psf is not None:
+        blurred = psf_image_match(img.data, psf, psf_scale, psf_fwhm_in, scale_in)
+    else:
+        blurred = gaussian_psf_match(img.data, psf_fwhm_in, psf_fwhm, scale_in)
     work = Image(data=blurred, wcs=w, unit=img.unit, mask=img.mask, header=header)
     if wcs_out is None:
         out = resample(work, survey.name, return_type="image")
@@ -1315,7 +1424,8 @@ def degrade(image, *, to="sdss", psf_fwhm=None, psf_fwhm_in=None, noise=None, ba
     if added:
         oh["SKYSIG"] = (float(math.sqrt(added ** 2 + (have if noise is not False else 0) ** 2)),
                         "per-pixel noise after degrade")
-    oh["HISTORY"] = (f"astro_enhance degrade: Gaussian PSF match {psf_fwhm_in:.3f}\" -> "
+    kind = "Gaussian" if psf is None else "PSF-image"
+    oh["HISTORY"] = (f"astro_enhance degrade: {kind} PSF match {psf_fwhm_in:.3f}\" -> "
                      f"{psf_fwhm:.3f}\", resampled to {survey.title}")
     if added:
         oh["HISTORY"] = f"astro_enhance degrade: added Gaussian noise sigma {added:.4g}"

@@ -409,7 +409,7 @@ def test_list_enhancers_table(fresh_registry):
     assert t.colnames == ["name", "kind", "description", "trained_for", "weights_sha256",
                           "available", "source"]
     names = list(t["name"])
-    assert names[:3] == ["bicubic", "bilateral", "richardson-lucy"]
+    assert names[:4] == ["bicubic", "bilateral", "gaussian", "richardson-lucy"]
     assert all(t["available"]) and t["available"].dtype == bool
     assert set(t["kind"][:3]) == {"classical"}
 

@@ -30,7 +30,7 @@ def _tiny_unet_weights(tmp_path):
                         info={"name": "unet", "kind": "neural", "size_multiple": 4})
 
 
-@pytest.mark.parametrize("method", ["bicubic", "bilateral", "richardson-lucy"])
+@pytest.mark.parametrize("method", ["bicubic", "bilateral", "gaussian", "richardson-lucy"])
 def test_classical_output_grid_units_and_provenance(sample, method):
     hdul = enhance_fits(sample, method=method)
     h = hdul[0].header

@@ -83,7 +83,7 @@ def test_good_plugin_listed_and_broken_plugin_warns(plugins):
     assert row["source"].startswith("plugin 'negate'")
     assert row["available"]
     # built-ins still first and intact
-    assert names[:3] == ["bicubic", "bilateral", "richardson-lucy"]
+    assert names[:4] == ["bicubic", "bilateral", "gaussian", "richardson-lucy"]
     out = get_enhancer("negate", gain=2.0).enhance(np.ones((4, 4)))
     np.testing.assert_array_equal(out, -2.0)
     # the warning is given once: plugins are loaded once per process

@@ -37,6 +37,17 @@ def add_arguments(parser):
                         help="scenes shown in the figure (default 4)")
     parser.add_argument("--real", nargs=2, metavar=("SDSS.fits", "DECALS.fits"), default=None,
                         help="evaluate one real pair instead (both put on the DECaLS grid)")
+    parser.add_argument("--source", default="simulation",
+                        choices=["simulation", "real-morphology"],
+                        help="bench scenes: the parametric simulator (default) or the "
+                             "real-morphology pairs of the split's held-out DECaLS galaxies "
+                             "(real galaxy images as truth, the SDSS psField PSF); "
+                             "real-morphology also runs the shared DECam frames degraded to "
+                             "SDSS (testcase9, testcase6)")
+    parser.add_argument("--real-data", default=None, metavar="DIR",
+                        help="real-data folder holding decals_cutouts/, sdss/ and decam/ "
+                             "(default $ASTRO_ENHANCE_REAL_DATA, else ../shared/data/real "
+                             "beside the source checkout)")
     parser.add_argument("--colour", action="store_true",
                         help="several-band enhancers (colorize): colour errors in 2 r50 "
                              "apertures and per-band PSNR against the g, r, z truth, with the "
@@ -77,7 +88,8 @@ def run(args):
     """
     from pathlib import Path
 
-    from ..evaluate import (evaluate, evaluate_colour, evaluate_real, format_summary,
+    from ..evaluate import (best_classical, evaluate, evaluate_colour, evaluate_real,
+                            format_summary,
                             make_colour_figure, make_figure, parse_methods, summarize)
 
     # labels: the specifications without spaces, e.g. bilateral(sigma_color=8,sigma_space=8)
@@ -118,8 +130,10 @@ def run(args):
                                start=args.start, shards=args.shards,
                                stamp_arcsec=args.stamp_arcsec, device=args.device,
                                keep_examples=args.examples if out is not None else 0,
-                               progress=not args.no_progress)
+                               progress=not args.no_progress, source=args.source,
+                               data_dir=args.real_data)
     summary = summarize(table)
+    summary.meta["source"] = args.source
     import platform
     import shlex
     import sys
@@ -134,11 +148,28 @@ def run(args):
     summary.meta["command"] = "astro-enhance " + " ".join(shlex.quote(a) for a in argv)
     summary.meta["astro_enhance_version"] = __version__
     summary.meta["machine"] = f"{platform.machine()}, {os.cpu_count()} cores, {platform.system()}"
-    print(f"{args.n} {args.split} scenes x {len(bands)} band(s); median / 90th percentile per "
-          f"method (psnr, ssim vs truth; chi2 vs SDSS; hf_power vs DECaLS-like):")
+    n_scenes = len(set(int(s) for s in table["seed"]))
+    what = ("real-morphology galaxies" if args.source == "real-morphology" else "scenes")
+    print(f"{n_scenes} {args.split} {what} x {len(bands)} band(s); median / 90th percentile "
+          f"per method (psnr, ssim vs truth; chi2 vs SDSS; hf_power vs DECaLS-like):")
     print(format_summary(summary))
+    best = best_classical(summary)
+    if best is not None:
+        print(f"best classical method (median PSNR): {best['method']} "
+              f"({float(best['psnr_median']):.2f} dB, SSIM {float(best['ssim_median']):.3f})")
+        summary.meta["best_classical"] = str(best["method"])
+    tables = [("evaluate_images.ecsv", table), ("evaluate_summary.ecsv", summary)]
+    if args.source == "real-morphology":
+        from ..evaluate import evaluate_decam, format_decam
+        dtable, dexamples = evaluate_decam(methods, band=bands[0], data_dir=args.real_data,
+                                           device=args.device)
+        dtable.meta["command"] = summary.meta["command"]
+        print("shared DECam frames degraded to SDSS (psnr, ssim vs the PSF-matched DECam "
+              "image; chi2 on pixels with light, with the exposure's inverse variance):")
+        print(format_decam(dtable))
+        tables.append(("evaluate_decam.ecsv", dtable))
     if out is not None:
-        for name, t in (("evaluate_images.ecsv", table), ("evaluate_summary.ecsv", summary)):
+        for name, t in tables:
             print(f"wrote {_write_table(t, out / name, args.overwrite)}")
         if examples:
             print(f"wrote {make_figure(examples, methods, out / 'evaluate.png')}")

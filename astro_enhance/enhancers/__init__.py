@@ -13,9 +13,9 @@ Importing this subpackage does not import torch; neural enhancers import it when
 from .base import Enhancer, EnhancerInfo, KINDS
 from .registry import (register_enhancer, unregister_enhancer, get_enhancer, list_enhancers,
                        enhancer_names, ENTRY_POINT_GROUP)
-from .classical import Bicubic, RichardsonLucy, Bilateral, psf_matching_sigma
+from .classical import Bicubic, Bilateral, GaussianBlur, RichardsonLucy, psf_matching_sigma
 from .torch_enhancer import TorchEnhancer
 
 __all__ = ["Enhancer", "EnhancerInfo", "KINDS", "register_enhancer", "unregister_enhancer",
            "get_enhancer", "list_enhancers", "enhancer_names", "ENTRY_POINT_GROUP", "Bicubic",
-           "RichardsonLucy", "Bilateral", "psf_matching_sigma", "TorchEnhancer"]
+           "RichardsonLucy", "Bilateral", "GaussianBlur", "psf_matching_sigma", "TorchEnhancer"]

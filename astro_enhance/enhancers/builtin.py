@@ -20,7 +20,7 @@ from pathlib import Path
 
 from ..exceptions import AstroEnhanceWarning, EnhancerError, WeightsError
 from .base import EnhancerInfo
-from .classical import Bicubic, Bilateral, RichardsonLucy
+from .classical import Bicubic, Bilateral, GaussianBlur, RichardsonLucy
 
 __all__ = ["NEURAL_NAMES", "CLASSICAL", "register_builtins", "neural_factory",
            "classical_factory"]
@@ -29,7 +29,7 @@ __all__ = ["NEURAL_NAMES", "CLASSICAL", "register_builtins", "neural_factory",
 NEURAL_NAMES = ("unet", "gan", "sr3", "srresnet", "srgan", "autoencoder", "colorize")
 
 #: Classical enhancer classes, in listing order.
-CLASSICAL = (Bicubic, RichardsonLucy, Bilateral)
+CLASSICAL = (Bicubic, GaussianBlur, RichardsonLucy, Bilateral)
 
 
 def classical_factory(cls):

@@ -202,7 +202,9 @@ def load_shards(path, *, split=None, bands=None, max_samples=None):
     -------
     data : dict of str -> ndarray
         Concatenated arrays (``input``, ``truth``, ``decals``, ``band``, ``seed``,
-        ``sigma_sdss``, ``sigma_decals`` when present).
+        ``sigma_sdss``, ``sigma_decals`` when present); the images are a list of 2-D
+        arrays when shards of different image sizes are mixed (e.g. parametric and
+        `astro_enhance.real_morphology` shards in one directory).
 
     Raises
     ------
@@ -243,7 +245,16 @@ def load_shards(path, *, split=None, bands=None, max_samples=None):
             n += int(sel.sum())
         if max_samples is not None and n >= max_samples:
             break
-    data = {k: np.concatenate(v) for k, v in acc.items() if v}
+    data = {}
+    for k, v in acc.items():
+        if not v:
+            continue
+        if len({a.shape[1:] for a in v}) > 1:
+            # shards of different image sizes (parametric and real-morphology pairs):
+            # a list of per-row images
+            data[k] = [row for a in v for row in a]
+        else:
+            data[k] = np.concatenate(v)
     if max_samples is not None:
         data = {k: v[:max_samples] for k, v in data.items()}
     return data
