@@ -570,53 +570,22 @@ def real_morphology_pair(name, seed, *, bands=("r",), data_dir=None):
 
 
 def _real_shard(task):
-    from .simulate import _atomic_savez
+    from .simulate import _atomic_savez, _pack_shard
     out_dir, split, fname, jobs, bands, data_dir = task
-    keys = ("input", "decals", "truth", "sdss")
-    arrays = {k: [] for k in keys}
-    meta = {k: [] for k in ("band", "seed", "sigma_sdss", "sigma_decals", "sdss_header",
-                            "decals_header", "psf_fwhm_sdss", "psf_fwhm_decals")}
-    rows = []
+    items, rows = [], []
     for name, seed in jobs:
         pair = real_morphology_pair(name, seed, bands=bands, data_dir=data_dir)
+        g = pair.galaxy
         for b in bands:
-            for k in keys:
-                arrays[k].append(getattr(pair, k)[b].data)
-            meta["band"].append(b)
-            meta["seed"].append(seed)
-            meta["sigma_sdss"].append(pair.sigma_sdss[b])
-            meta["sigma_decals"].append(pair.sigma_decals[b])
-            meta["psf_fwhm_sdss"].append(pair.psf_fwhm_sdss[b])
-            meta["psf_fwhm_decals"].append(pair.psf_fwhm_decals[b])
-            meta["sdss_header"].append(pair.sdss[b].header.tostring())
-            meta["decals_header"].append(pair.decals[b].header.tostring())
-            g = pair.galaxy
-            rows.append(dict(seed=seed, split=split, band=b, file=fname,
-                             index=len(meta["seed"]) - 1, name=g["name"], mag_r=g["mag_r"],
-                             r50=g["r50"], scale=g["scale"], psf_row=g["psf_row"],
-                             psf_col=g["psf_col"], sigma_sdss=pair.sigma_sdss[b],
-                             sigma_decals=pair.sigma_decals[b],
+            items.append((pair, b))
+            rows.append(dict(seed=seed, split=split, band=b, file=fname, index=len(items) - 1,
+                             name=g["name"], mag_r=g["mag_r"], r50=g["r50"], scale=g["scale"],
+                             psf_row=g["psf_row"], psf_col=g["psf_col"],
+                             sigma_sdss=pair.sigma_sdss[b], sigma_decals=pair.sigma_decals[b],
                              psf_fwhm_sdss=pair.psf_fwhm_sdss[b],
                              psf_fwhm_decals=pair.psf_fwhm_decals[b],
                              truth_noise=g["truth_noise"][b]))
-    # images differ in size from galaxy to galaxy: one shard per pair shape group is not
-    # needed by the loaders if every row is padded to the shard's largest size with NaN
-    n = max(a.shape[0] for a in arrays["truth"])
-    ns = max(a.shape[0] for a in arrays["sdss"])
-    out = {}
-    for k in keys:
-        size = ns if k == "sdss" else n
-        stack = np.full((len(arrays[k]), size, size), np.nan, np.float32)
-        for i, a in enumerate(arrays[k]):
-            stack[i, :a.shape[0], :a.shape[1]] = a
-        out[k] = stack
-    out["band"] = np.array(meta["band"], dtype="U1")
-    out["seed"] = np.array(meta["seed"], dtype=np.int64)
-    for k in ("sigma_sdss", "sigma_decals", "psf_fwhm_sdss", "psf_fwhm_decals"):
-        out[k] = np.array(meta[k], dtype=np.float64)
-    out["sdss_header"] = np.array(meta["sdss_header"])
-    out["decals_header"] = np.array(meta["decals_header"])
-    _atomic_savez(Path(out_dir) / fname, out)
+    _atomic_savez(Path(out_dir) / fname, _pack_shard(items))
     return rows
 
 
@@ -627,7 +596,7 @@ def write_real_shards(out_dir, *, split, per_galaxy=1, bands=("g", "r", "i"), wo
     Shards are ``out_dir/<split>-real-<first:04d>.npz``, so that the training loaders read
     them beside the parametric ``<split>-*.npz`` shards of the same directory; each row is
     padded with NaN to its shard's largest image (the loaders mask NaN). A manifest
-    ``manifest_real.ecsv`` lists the galaxy, magnitude, size, declared scale, PSF position
+    ``manifest_real_<split>.ecsv`` lists the galaxy, magnitude, size, declared scale, PSF position
     and residual truth noise of every row.
 
     Parameters

@@ -948,30 +948,39 @@ def _atomic_savez(path, arrays):
         raise
 
 
+def _pack_shard(items):
+    """The npz arrays of a shard from ``(pair, band)`` items, one row each.
+
+    Images of different sizes are padded with NaN to the largest (the loaders mask NaN);
+    pairs are `SimulatedPair` records (simulated or real-morphology).
+    """
+    out = {}
+    for k in ("input", "decals", "truth", "sdss"):
+        imgs = [getattr(p, k)[b].data for p, b in items]
+        ny, nx = max(a.shape[0] for a in imgs), max(a.shape[1] for a in imgs)
+        stack = np.full((len(imgs), ny, nx), np.nan, np.float32)
+        for i, a in enumerate(imgs):
+            stack[i, :a.shape[0], :a.shape[1]] = a
+        out[k] = stack
+    out["band"] = np.array([b for _, b in items], dtype="U1")
+    out["seed"] = np.array([p.seed for p, _ in items], dtype=np.int64)
+    for k in ("sigma_sdss", "sigma_decals", "psf_fwhm_sdss", "psf_fwhm_decals"):
+        out[k] = np.array([getattr(p, k)[b] for p, b in items], dtype=np.float64)
+    out["sdss_header"] = np.array([p.sdss[b].header.tostring() for p, b in items])
+    out["decals_header"] = np.array([p.decals[b].header.tostring() for p, b in items])
+    return out
+
+
 def _simulate_shard(task):
     """Worker: simulate one shard and write it. Returns manifest rows."""
     out_dir, split, seeds, bands, stamp_arcsec = task
-    keys = ("input", "decals", "truth", "sdss")
-    arrays = {k: [] for k in keys}
-    meta = {k: [] for k in ("band", "seed", "sigma_sdss", "sigma_decals", "sdss_header",
-                            "decals_header", "psf_fwhm_sdss", "psf_fwhm_decals")}
-    rows = []
+    items, rows = [], []
     fname = f"{split}-{seeds[0]:08d}.npz"
     for seed in seeds:
         pair = simulate_pair(seed, bands=bands, stamp_arcsec=stamp_arcsec)
         for b in bands:
-            for k in keys:
-                arrays[k].append(getattr(pair, k)[b].data)
-            meta["band"].append(b)
-            meta["seed"].append(seed)
-            meta["sigma_sdss"].append(pair.sigma_sdss[b])
-            meta["sigma_decals"].append(pair.sigma_decals[b])
-            meta["psf_fwhm_sdss"].append(pair.psf_fwhm_sdss[b])
-            meta["psf_fwhm_decals"].append(pair.psf_fwhm_decals[b])
-            meta["sdss_header"].append(pair.sdss[b].header.tostring())
-            meta["decals_header"].append(pair.decals[b].header.tostring())
-            row = dict(seed=seed, split=split, band=b, file=fname,
-                       index=len(meta["seed"]) - 1,
+            items.append((pair, b))
+            row = dict(seed=seed, split=split, band=b, file=fname, index=len(items) - 1,
                        sigma_sdss=pair.sigma_sdss[b], sigma_decals=pair.sigma_decals[b],
                        psf_fwhm_sdss=pair.psf_fwhm_sdss[b],
                        psf_fwhm_decals=pair.psf_fwhm_decals[b],
@@ -983,14 +992,7 @@ def _simulate_shard(task):
             for gk in _MANIFEST_GAL_KEYS:
                 row["gal_" + gk] = pair.galaxy[gk]
             rows.append(row)
-    out = {k: np.stack(v).astype(np.float32) for k, v in arrays.items()}
-    out["band"] = np.array(meta["band"], dtype="U1")
-    out["seed"] = np.array(meta["seed"], dtype=np.int64)
-    for k in ("sigma_sdss", "sigma_decals", "psf_fwhm_sdss", "psf_fwhm_decals"):
-        out[k] = np.array(meta[k], dtype=np.float64)
-    out["sdss_header"] = np.array(meta["sdss_header"])
-    out["decals_header"] = np.array(meta["decals_header"])
-    _atomic_savez(Path(out_dir) / fname, out)
+    _atomic_savez(Path(out_dir) / fname, _pack_shard(items))
     return rows
 
 

@@ -191,3 +191,41 @@ def test_real_morphology_evaluate_and_decam_bench(real_data_dir):
     assert "gaussian(sigma=2)*" in format_decam(d)
     with pytest.raises(InputError, match="unknown source"):
         evaluate(["bicubic"], n=1, source="hst")
+
+
+def test_gaussian_blur_enhancer_options():
+    from astro_enhance.enhancers import get_enhancer
+    from astro_enhance.exceptions import EnhancerError
+
+    rng = np.random.default_rng(0)
+    img = rng.normal(0, 1, (48, 48)).astype(np.float32)
+    out = get_enhancer("gaussian", sigma=2.0).enhance(img, noise=1.0)
+    assert out.std() < 0.3 * img.std()
+    assert float(out.mean()) == pytest.approx(float(img.mean()), abs=0.02)
+    with pytest.raises(EnhancerError, match="positive"):
+        get_enhancer("gaussian", sigma=0)
+    with pytest.raises(EnhancerError, match="does not take"):
+        get_enhancer("gaussian", width=2)
+
+
+@pytest.mark.realdata
+def test_cli_evaluate_real_morphology(real_data_dir, tmp_path, capsys):
+    from astropy.table import Table
+
+    from astro_enhance.cli import main
+
+    code = main(["evaluate", "--source", "real-morphology", "--split", "val", "--n", "2",
+                 "--methods", "bicubic,gaussian(sigma=2)", "--real-data", str(real_data_dir),
+                 "--out", str(tmp_path), "--examples", "0", "--no-progress"])
+    assert code == 0
+    text = capsys.readouterr().out
+    assert "2 val real-morphology galaxies" in text
+    assert "best classical method (median PSNR): gaussian(sigma=2)" in text
+    assert "testcase9" in text and "testcase6" in text
+    d = Table.read(tmp_path / "evaluate_decam.ecsv")
+    assert set(d["frame"]) == {"testcase9", "testcase6"}
+    s = Table.read(tmp_path / "evaluate_summary.ecsv")
+    assert s.meta["source"] == "real-morphology"
+    assert main(["evaluate", "--source", "real-morphology", "--n", "1", "--real-data",
+                 str(tmp_path / "nowhere"), "--no-progress"]) != 0
+    assert "real-data folder" in capsys.readouterr().err
