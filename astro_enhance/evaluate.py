@@ -24,9 +24,9 @@ import numpy as np
 
 from .exceptions import InputError
 
-__all__ = ["evaluate", "evaluate_real", "evaluate_decam", "format_decam", "best_classical", "evaluate_colour", "make_colour_figure", "summarize",
-           "format_summary", "make_figure", "parse_methods", "METRICS", "COLOUR_METRICS",
-           "REFERENCE_ROWS"]
+__all__ = ["evaluate", "evaluate_real", "evaluate_decam", "format_decam", "best_classical",
+           "evaluate_colour", "make_colour_figure", "summarize", "format_summary", "make_figure",
+           "parse_methods", "METRICS", "COLOUR_METRICS", "REFERENCE_ROWS", "DECAM_FRAMES"]
 
 #: Metric columns of the per-image table.
 METRICS = ("psnr", "ssim", "flux_error", "chi2", "hf_power", "seconds")
@@ -83,6 +83,10 @@ def parse_methods(methods):
 
     Examples
     --------
+    ``weights=PATH`` is not an enhancer option: it names a weights file to use instead of
+    the shipped one (e.g. ``unet(weights=runs/old/unet)``), so that two sets of weights of
+    one architecture can be compared in one run.
+
     >>> for spec in parse_methods("bicubic, bilateral(sigma_color=8, sigma_space=8)"):
     ...     print(spec)
     ('bicubic', 'bicubic', {})
@@ -116,6 +120,13 @@ def parse_methods(methods):
             raise InputError(f"method {spec!r} has no name")
         out.append(("".join(spec.split()), name, opts))
     return out
+
+
+def _method_kwargs(opts):
+    """`enhance_fits` keywords of a parsed method: ``weights=PATH`` (a user weights file, e.g.
+    ``unet(weights=runs/unet/model)``) goes to ``weights``, the rest to ``options``."""
+    opts = dict(opts)
+    return dict(weights=opts.pop("weights", None), options=opts)
 
 
 def _check_methods(parsed, n_bands, device, hint):
@@ -328,7 +339,7 @@ def evaluate(methods, *, n=200, split="bench", bands=("r",), start=None, shards=
             t0 = time.perf_counter()
             # seeded per scene: stochastic enhancers (sr3) give the same table every run
             hdul = enhance_fits(hdu, method=name, target="decals", device=device,
-                                options=opts, rng=int(sc["seed"]))
+                                **_method_kwargs(opts), rng=int(sc["seed"]))
             dt = time.perf_counter() - t0
             out = _as_grid(hdul[0], sc)
             outs[m] = out
@@ -467,7 +478,8 @@ def evaluate_colour(methods=("colorize",), *, n=200, split="bench", start=None,
         outs = {}
         for m, name, opts in parsed:
             t0 = time.perf_counter()
-            hdul = enhance_fits(hdu, method=name, device=device, options=opts, rng=int(seed))
+            hdul = enhance_fits(hdu, method=name, device=device, rng=int(seed),
+                                **_method_kwargs(opts))
             dt = time.perf_counter() - t0
             h = hdul[0].header
             if hdul[0].data.ndim != 3 or [h.get(f"BAND{k + 1}") for k in range(len(bands))] \
@@ -479,7 +491,8 @@ def evaluate_colour(methods=("colorize",), *, n=200, split="bench", start=None,
             score(m, seed, cube, truth, sig, dt)
         singles = {"input": pair.input[input_band].data.astype(np.float32)}
         for m, name, opts in painted:
-            hdul = enhance_fits(hdu, method=name, device=device, options=opts, rng=int(seed))
+            hdul = enhance_fits(hdu, method=name, device=device, rng=int(seed),
+                                **_method_kwargs(opts))
             singles[m] = _as_grid(hdul[0], sc)
         try:
             colours = aperture_colours(truth, bands)
@@ -774,7 +787,8 @@ def evaluate_real(sdss, decals, methods, *, device="cpu", band=None):
     grid = None
     for m, name, opts in parse_methods(methods):
         t0 = time.perf_counter()
-        hdul = enhance_fits(s_img, method=name, target="decals", device=device, options=opts)
+        hdul = enhance_fits(s_img, method=name, target="decals", device=device,
+                            **_method_kwargs(opts))
         runs[m] = (np.asarray(hdul[0].data, dtype=np.float64), time.perf_counter() - t0)
         grid = hdul[0].header
     base = resample(s_img, "decals", return_type="image")
@@ -889,7 +903,15 @@ def evaluate_decam(methods, *, frames=DECAM_FRAMES, band="r", data_dir=None, dev
         second realisation of its own noise, PSF-matched: what an answer as good as the
         DECam image itself scores, the ceiling of these metrics).
     examples : list of dict
-        Per frame: ``target``, ``input`` and each method's output on the DECam grid.
+        Per frame: ``target``, ``sigma`` and ``outputs`` (each method's output and the
+        reference rows' images on the DECam grid).
+
+    Examples
+    --------
+    With the shared real data (``../shared/data/real``):
+
+    >>> t, _ = evaluate_decam(["gaussian(sigma=2.5)", "unet"])         # doctest: +SKIP
+    >>> print(format_decam(t))                                          # doctest: +SKIP
     """
     from astropy.table import Table
 
@@ -937,7 +959,7 @@ def evaluate_decam(methods, *, frames=DECAM_FRAMES, band="r", data_dir=None, dev
         for m, name, opts in parsed:
             t0 = time.perf_counter()
             hdul = enhance_fits(hdu, method=name, target="decals", device=device,
-                                options=opts, rng=seed)
+                                **_method_kwargs(opts), rng=seed)
             times[m] = time.perf_counter() - t0
             outs[m] = _as_grid(hdul[0], sc)
         # the score of a perfect answer is capped by the DECam image's own noise: an image
@@ -954,10 +976,10 @@ def evaluate_decam(methods, *, frames=DECAM_FRAMES, band="r", data_dir=None, dev
             resid = (o - dec)[light]
             chi2 = float(np.nanmean(resid ** 2 * fr["ivar"][light]))
             f_t = float(np.nansum(dec[light]))
+            # SSIM needs whole windows: masked pixels are 0 in both images
+            s_val = ssim(np.nan_to_num(o), np.nan_to_num(t), sigma=sig)
             rows.append(dict(frame=case, file=fr["file"], method=m, band=band,
-                             psnr=psnr(o, t, sigma=sig), ssim=ssim(np.nan_to_num(o),
-                                                                    np.nan_to_num(t),
-                                                                    sigma=sig),
+                             psnr=psnr(o, t, sigma=sig), ssim=s_val,
                              chi2_light=chi2,
                              flux_error=(float(np.nansum(o[light])) - f_t) / f_t,
                              seconds=times[m]))
@@ -1020,6 +1042,16 @@ def format_decam(table):
     Returns
     -------
     str
+
+    Examples
+    --------
+    >>> from astropy.table import Table
+    >>> t = Table(rows=[dict(frame="f", method="gaussian(sigma=2)", psnr=30.0, ssim=0.7,
+    ...                      chi2_light=9.0, flux_error=-0.01),
+    ...                 dict(frame="f", method="unet", psnr=31.5, ssim=0.8, chi2_light=3.0,
+    ...                      flux_error=-0.02)])
+    >>> print(format_decam(t).splitlines()[2])
+    f          unet                       31.50   +1.50  0.800       3.00   -0.0200
     """
     lines = [f"{'frame':10s} {'method':24s} {'psnr':>7s} {'d_blur':>7s} {'ssim':>6s} "
              f"{'chi2_light':>10s} {'flux_err':>9s}"]

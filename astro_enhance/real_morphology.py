@@ -95,6 +95,13 @@ def real_data_dir(data_dir=None):
     ------
     astro_enhance.InputError
         If the folder does not exist.
+
+    Examples
+    --------
+    >>> real_data_dir("/nowhere")
+    Traceback (most recent call last):
+    ...
+    astro_enhance.exceptions.InputError: real-data folder /nowhere not found; pass data_dir= (--real-data DIR) or set ASTRO_ENHANCE_REAL_DATA to the folder holding decals_cutouts/, sdss/ and decam/
     """
     if data_dir is None:
         data_dir = os.environ.get("ASTRO_ENHANCE_REAL_DATA")
@@ -259,6 +266,15 @@ def sdss_kl_psf(psfield, band, row, col):
     ------
     astro_enhance.InputError
         Unknown band or not a psField file.
+
+    Examples
+    --------
+    With the shared real data (``../shared/data/real``):
+
+    >>> psf = sdss_kl_psf(real_data_dir() / "sdss" / "psField-002583-2-0136.fits", "r",
+    ...                   744.0, 1024.0)                                # doctest: +SKIP
+    >>> psf.shape, round(psf_effective_fwhm(psf, 0.396), 2)             # doctest: +SKIP
+    ((51, 51), 1.09)
     """
     from astropy.io import fits
     bands = "ugriz"
@@ -293,6 +309,18 @@ def psf_effective_fwhm(psf, scale):
 
     ``NEA = (sum p)**2 / sum p**2``; ``FWHM = 2 sqrt(2 ln 2) sqrt(NEA / 4 pi) * scale``, the
     definition of SDSS ``psf_width`` and Legacy Surveys ``psfsize``.
+
+    Parameters
+    ----------
+    psf : ndarray, shape (ny, nx)
+        PSF image (any normalisation).
+    scale : float
+        Its pixel scale, arcsec.
+
+    Returns
+    -------
+    float
+        Effective FWHM, arcsec.
 
     Examples
     --------
@@ -467,6 +495,15 @@ def real_morphology_pair(name, seed, *, bands=("r",), data_dir=None):
         arcsec per pixel of the truth image), ``psf_row``/``psf_col`` (position on the SDSS
         field), ``truth_noise`` per band (residual noise of the truth in units of the
         DECaLS-like sigma) and the pixel positions of the centre.
+
+    Examples
+    --------
+    With the shared real data (``../shared/data/real``):
+
+    >>> pair = real_morphology_pair(galaxy_names("train")[0], 9_000_000,
+    ...                             bands="r")                          # doctest: +SKIP
+    >>> pair.sdss["r"].shape, pair.truth["r"].shape                     # doctest: +SKIP
+    ((81, 81), (123, 123))
     """
     from astropy.table import Table
 
@@ -618,6 +655,15 @@ def write_real_shards(out_dir, *, split, per_galaxy=1, bands=("g", "r", "i"), wo
     -------
     `~astropy.table.Table`
         The manifest rows.
+
+    Examples
+    --------
+    With the shared real data (``../shared/data/real``):
+
+    >>> t = write_real_shards("shards", split="train", per_galaxy=2,
+    ...                       workers=2)                                # doctest: +SKIP
+    >>> len(t)                                                          # doctest: +SKIP
+    2190
     """
     from astropy.table import Table
 
@@ -635,8 +681,8 @@ def write_real_shards(out_dir, *, split, per_galaxy=1, bands=("g", "r", "i"), wo
     first = REAL_SPLIT_SEEDS[split]
     tasks = []
     for s in range(0, len(names), galaxies_per_shard):
-        jobs = [(nm, first + 10 * i + k) for i, nm in enumerate(names[s:s + galaxies_per_shard],
-                                                                 start=s)
+        chunk = names[s:s + galaxies_per_shard]
+        jobs = [(nm, first + 10 * i + k) for i, nm in enumerate(chunk, start=s)
                 for k in range(per_galaxy)]
         tasks.append((str(out_dir), split, f"{split}-real-{s:04d}.npz", jobs, bands,
                       None if data_dir is None else str(data_dir)))

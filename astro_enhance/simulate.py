@@ -1217,9 +1217,9 @@ def psf_image_match(data, psf, psf_scale, fwhm_in, pixel_scale):
     used as the kernel. The shrink factor starts at ``sqrt(F**2 - fwhm_in**2) / F``, where
     ``F`` is its effective FWHM (`astro_enhance.real_morphology.psf_effective_fwhm`), and
     is corrected (a few iterations) until the kernel convolved with a Gaussian of
-    ``fwhm_in`` has effective FWHM ``F``; the shape of the wings is that of ``psf``. With ``fwhm_in`` small next to ``F`` (a
-    sharp image) the kernel is ``psf`` itself. NaNs are ignored (normalised convolution)
-    and kept as NaN.
+    ``fwhm_in`` has effective FWHM ``F``; the shape of the wings is that of ``psf``. With
+    ``fwhm_in`` small next to ``F`` (a sharp image) the kernel is ``psf`` itself. NaNs are
+    ignored (normalised convolution) and kept as NaN.
 
     Parameters
     ----------

@@ -82,6 +82,16 @@ def decam_rst(table):
     return out + [""]
 
 
+def _show(ax, img, k, vmax, resid=False):
+    v = np.arcsinh(np.nan_to_num(np.asarray(img, dtype=float)) / k)
+    if resid:
+        ax.imshow(v, origin="lower", cmap="RdBu_r", vmin=-3, vmax=3)
+    else:
+        ax.imshow(v, origin="lower", cmap="gray", vmin=-1, vmax=vmax)
+    ax.set_xticks([])
+    ax.set_yticks([])
+
+
 def gallery(methods, path):
     import matplotlib
     matplotlib.use("Agg")
@@ -114,34 +124,25 @@ def gallery(methods, path):
     e = ex[0]
     panels.append(("SGA galaxy\nDECam testcase9", e["outputs"]["sdss-input"],
                    {m: e["outputs"][m] for m in methods}, e["target"], e["sigma"]))
-    neural = [m for m in methods if not m.split("(")[0] in ("bicubic", "gaussian",
-                                                              "bilateral", "richardson-lucy")]
+    classical = ("bicubic", "gaussian", "bilateral", "richardson-lucy")
+    neural = [m for m in methods if m.split("(")[0] not in classical]
     ref = neural[0] if neural else methods[-1]
     cols = ["input (resampled SDSS)"] + list(methods) + ["target", f"target - {ref}"]
-    fig, axes = plt.subplots(len(panels), len(cols), figsize=(1.9 * len(cols),
-                                                             2.0 * len(panels)))
+    fig, axes = plt.subplots(len(panels), len(cols),
+                             figsize=(1.9 * len(cols), 2.0 * len(panels)))
     for row, (label, inp, outs, target, sig) in zip(axes, panels):
         k = 3.0 * sig
-        def show(ax, img, resid=False):
-            a = np.nan_to_num(np.asarray(img, dtype=float))
-            if resid:
-                ax.imshow(np.arcsinh(a / k), origin="lower", cmap="RdBu_r", vmin=-3, vmax=3)
-            else:
-                v = np.arcsinh(a / k)
-                ax.imshow(v, origin="lower", cmap="gray", vmin=-1,
-                          vmax=max(float(np.nanpercentile(np.arcsinh(target / k), 99.8)), 1))
-            ax.set_xticks([])
-            ax.set_yticks([])
-        show(row[0], inp)
+        vmax = max(float(np.nanpercentile(np.arcsinh(np.asarray(target) / k), 99.8)), 1.0)
+        _show(row[0], inp, k, vmax)
         for j, m in enumerate(methods):
-            show(row[1 + j], outs[m])
-        show(row[-2], target)
-        show(row[-1], np.asarray(target) - np.asarray(outs[ref]), resid=True)
+            _show(row[1 + j], outs[m], k, vmax)
+        _show(row[-2], target, k, vmax)
+        _show(row[-1], np.asarray(target) - np.asarray(outs[ref]), k, vmax, resid=True)
         row[0].set_ylabel(label, fontsize=9)
     for ax, c in zip(axes[0], cols):
-        ax.set_title(c, fontsize=8)
+        ax.set_title(c.replace("(", "\n(").replace(",", ",\n"), fontsize=7)
     fig.tight_layout()
-    fig.savefig(path, dpi=80)
+    fig.savefig(path, dpi=60)
     plt.close(fig)
     return path
 

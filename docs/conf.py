@@ -128,6 +128,7 @@ def _write_enhancer_table():
         "srgan": "DECaLS-like grain from the SRResNet (adversarial, critic feature loss); "
                  "not for measurements",
         "autoencoder": "a fast alternative to unet (skip-connection autoencoder)",
+        "gaussian": "the bicubic image smoothed: what a user tries first (sigma in pixels)",
         "sdss-input": "reference row: the input itself",
         "decals-like": "reference row: a real-noise DECaLS-like image of the same scene",
     }
@@ -145,7 +146,11 @@ def _write_enhancer_table():
             v = row[c] if c in t.colnames else None
             if c == "good_for":
                 m = str(row["method"])
-                cells.append(good_for.get(m, good_for.get(m.split("(")[0], "")))
+                if m.startswith("unet(weights="):
+                    cells.append("the previous unet weights (parametric scenes only), for "
+                                 "comparison")
+                else:
+                    cells.append(good_for.get(m, good_for.get(m.split("(")[0], "")))
             elif c == "method":
                 cells.append(f"``{row[c]}``")
             elif "flux" in c:

@@ -38,24 +38,48 @@ def test_seam_score_detects_steps_at_the_period_only():
 
 
 def test_seam_score_on_real_tiling():
-    """A U-Net run on hard-edged tiles (no overlap) shows its seams; the blended tiling is
-    as seamless as one untiled pass."""
-    from astro_enhance.enhancers import get_enhancer, list_enhancers
+    """A network with zero-padded convolutions run on hard-edged tiles (no overlap) shows
+    its seams through the real tiling code; the blended tiling is as seamless as one untiled
+    pass, for that network and for the shipped U-Net. (The U-Net fine-tuned on real
+    morphology shows no seam even on hard-edged 64 px tiles, so it cannot be the seam-prone
+    network here; the previous weights scored 21 against 5 untiled.)"""
+    import torch
+
+    from astro_enhance.enhancers import (EnhancerInfo, TorchEnhancer, get_enhancer,
+                                         list_enhancers)
     if "unet" not in set(list_enhancers()["name"]):
         pytest.fail("the unet weights should ship with the package")
     # sources and white noise drawn directly on the grid (a resampled image carries a
     # resampling moire with power at many periods)
     img, _ = _field(seed=5, shape=(512, 512), n=20)
     img = (img * 0.03).astype(np.float32)
+    class EdgeBias(torch.nn.Module):
+        """Identity plus what a zero-padded 9x9 mean filter of a constant image gives:
+        a bias that drops within 4 px of every edge of what the network sees."""
 
-    def run(tile, overlap):
+        def forward(self, x):
+            ones = torch.ones_like(x)
+            return x + 0.5 * torch.nn.functional.avg_pool2d(ones, 9, 1, 4,
+                                                            count_include_pad=True)
+
+    box = EdgeBias()
+
+    def boxed(tile, overlap):
+        return TorchEnhancer(box, EnhancerInfo("box", "neural"), device="cpu",
+                             tile_size=tile, overlap=overlap).enhance(img)
+
+    # scored against the untiled output: the bias multiplies the image's structure through
+    # the stretch, so against the input every period would stand out
+    whole, hard, blended = boxed(1024, 0), boxed(64, 0), boxed(64, 16)
+    assert tile_seam_score(hard, whole, 64) > 12             # 12: the noise ceiling
+    assert tile_seam_score(hard, whole, 45) < tile_seam_score(hard, whole, 64) / 3
+    assert np.abs(blended - whole).max() < 0.2 * np.abs(hard - whole).max()
+
+    def unet(tile, overlap):
         return get_enhancer("unet", device="cpu", tile_size=tile, overlap=overlap).enhance(img)
 
-    whole = run(1024, 0)
-    hard, blended = run(64, 0), run(64, 16)
-    s_hard, s_whole = tile_seam_score(hard, img, 64), tile_seam_score(whole, img, 64)
-    assert s_hard > 12 and s_hard > 3 * s_whole, (s_hard, s_whole)   # 12: the noise ceiling
-    assert tile_seam_score(blended, img, 48) < 2 * tile_seam_score(whole, img, 48) + 5
+    assert tile_seam_score(unet(64, 16), img, 48) < 2 * tile_seam_score(unet(1024, 0),
+                                                                          img, 48) + 5
 
 
 def test_aperture_fluxes_ratio_and_extended_flag():

@@ -277,8 +277,8 @@ def enhancer_names(*, available_only=True):
     Examples
     --------
     >>> from astro_enhance.enhancers import enhancer_names
-    >>> enhancer_names()[:3]
-    ['bicubic', 'bilateral', 'richardson-lucy']
+    >>> enhancer_names()[:4]
+    ['bicubic', 'bilateral', 'gaussian', 'richardson-lucy']
     """
     _ensure_loaded()
     with _LOCK:
