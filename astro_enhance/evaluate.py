@@ -175,7 +175,7 @@ def _scenes_from_shards(path, split, seeds, bands):
     from astropy.wcs import WCS
 
     from .io import Image
-    from .simulate import _SDSS, read_shard
+    from .simulate import _SDSS, _sdss_poisson_k, read_shard
 
     path = Path(path)
     files = sorted(path.glob(f"{split}-*.npz")) if path.is_dir() else [path]
@@ -194,7 +194,7 @@ def _scenes_from_shards(path, split, seeds, bands):
             sw, dw = WCS(sh).celestial, WCS(dh).celestial
             sd = z["sdss"][i]
             # shards keep the sky sigma only: add the SDSS source term from the data
-            k = _SDSS[b]["nmgy"] / _SDSS[b]["gain"]
+            k = _sdss_poisson_k(b)
             var = z["sigma_sdss"][i] ** 2 + k * np.clip(sd, 0, None)
             yield dict(seed=seed, band=b, sdss=Image(data=sd, wcs=sw, unit=u.nanomaggy,
                                                      header=sh),
@@ -204,6 +204,22 @@ def _scenes_from_shards(path, split, seeds, bands):
                        mask=sd >= _SDSS[b]["sat"] - 1e-3,
                        psf_sdss=float(z["psf_fwhm_sdss"][i]),
                        psf_decals=float(z["psf_fwhm_decals"][i]), center=None)
+
+
+def _scene_source(source, *, split, n, start, shards, bands, stamp_arcsec, data_dir):
+    """The seeds (a range: simulated seeds, or galaxy numbers) and the scene records of an
+    `evaluate` run."""
+    from .simulate import check_seeds
+
+    if source == "real-morphology":
+        from .real_morphology import galaxy_names
+        n_scenes = min(int(n), len(galaxy_names(split)))
+        return range(n_scenes), _scenes_from_real_morphology(split, n_scenes, bands, data_dir)
+    if source == "simulation":
+        seeds = check_seeds(split, start=start, n=n)
+        return seeds, (_scenes_from_shards(shards, split, seeds, bands) if shards is not None
+                       else _scenes_from_simulation(seeds, bands, stamp_arcsec))
+    raise InputError(f"unknown source {source!r}; use 'simulation' or 'real-morphology'")
 
 
 def _metrics(out, sc, seconds):
@@ -310,23 +326,14 @@ def evaluate(methods, *, n=200, split="bench", bands=("r",), start=None, shards=
 
     from .io import image_to_hdu
     from .pipeline import enhance_fits
-    from .simulate import _check_bands, check_seeds
+    from .simulate import _check_bands
 
     parsed = parse_methods(methods)
     _check_methods(parsed, 1, device, "evaluate it with evaluate_colour (astro-enhance "
                    "evaluate --colour)")
     bands = _check_bands(bands)
-    if source == "real-morphology":
-        from .real_morphology import galaxy_names
-        n_scenes = min(int(n), len(galaxy_names(split)))
-        seeds = range(n_scenes)
-        scenes = _scenes_from_real_morphology(split, n_scenes, bands, data_dir)
-    elif source == "simulation":
-        seeds = check_seeds(split, start=start, n=n)
-        scenes = (_scenes_from_shards(shards, split, seeds, bands) if shards is not None
-                  else _scenes_from_simulation(seeds, bands, stamp_arcsec))
-    else:
-        raise InputError(f"unknown source {source!r}; use 'simulation' or 'real-morphology'")
+    seeds, scenes = _scene_source(source, split=split, n=n, start=start, shards=shards,
+                                  bands=bands, stamp_arcsec=stamp_arcsec, data_dir=data_dir)
     bar = None
     if progress:
         from tqdm import tqdm
@@ -433,12 +440,8 @@ def evaluate_colour(methods=("colorize",), *, n=200, split="bench", start=None,
     >>> sorted(set(map(str, t["method"])))
     ['median-colour(bicubic)', 'median-colour(input)']
     """
-    from astropy.io import fits
     from astropy.table import Table
 
-    from .io import image_to_hdu
-    from .metrics import aperture_colours, colour_error, psnr
-    from .pipeline import enhance_fits
     from .simulate import _check_bands, check_seeds, simulate_pair
 
     parsed = parse_methods(list(methods)) if len(methods) else []
@@ -454,59 +457,85 @@ def evaluate_colour(methods=("colorize",), *, n=200, split="bench", start=None,
         from tqdm import tqdm
         bar = tqdm(total=len(seeds), unit="scene")
     rows, kept, examples = [], [], []
-
-    def score(label, seed, cube, truth, sig, seconds):
-        row = dict(method=label, seed=seed)
-        try:
-            err = colour_error(cube, truth, bands)
-        except InputError:
-            err = {f"{a}-{b}": math.nan for a, b in zip(bands[:-1], bands[1:])}
-        for k, v in err.items():
-            row[f"{k}_error"] = v
-        row["colour_error"] = float(np.nanmax(np.abs(list(err.values()))))
-        for k, b in enumerate(bands):
-            row[f"psnr_{b}"] = psnr(cube[k], truth[k], sigma=sig[k])
-        row["seconds"] = seconds
-        rows.append(row)
-
     for seed in seeds:
         pair = simulate_pair(seed, bands=bands, stamp_arcsec=stamp_arcsec)
-        truth = np.stack([pair.truth[b].data for b in bands]).astype(np.float32)
-        sig = [float(pair.sigma_decals[b]) for b in bands]
-        sc = dict(truth=truth[0], decals_wcs=pair.decals_wcs)
-        hdu = image_to_hdu(pair.sdss[input_band])
-        outs = {}
-        for m, name, opts in parsed:
-            t0 = time.perf_counter()
-            hdul = enhance_fits(hdu, method=name, device=device, rng=int(seed),
-                                **_method_kwargs(opts))
-            dt = time.perf_counter() - t0
-            h = hdul[0].header
-            if hdul[0].data.ndim != 3 or [h.get(f"BAND{k + 1}") for k in range(len(bands))] \
-                    != list(bands):
-                raise InputError(f"{m} does not write the bands {bands} (got "
-                                 f"{h.get('AE_BANDS', 'one band')})")
-            cube = np.stack([_as_grid(fits.ImageHDU(p, header=h), sc) for p in hdul[0].data])
-            outs[m] = cube
-            score(m, seed, cube, truth, sig, dt)
-        singles = {"input": pair.input[input_band].data.astype(np.float32)}
-        for m, name, opts in painted:
-            hdul = enhance_fits(hdu, method=name, device=device, rng=int(seed),
-                                **_method_kwargs(opts))
-            singles[m] = _as_grid(hdul[0], sc)
-        try:
-            colours = aperture_colours(truth, bands)
-        except InputError:
-            colours = None
-        kept.append(dict(seed=seed, sig=sig, truth=truth, singles=singles, colours=colours))
+        outs, scene = _colour_scene(pair, parsed, painted, input_band, device, rows)
+        kept.append(scene)
         if len(examples) < keep_examples:
-            examples.append(dict(seed=seed, input=singles["input"], truth=truth, outputs=outs))
+            examples.append(dict(seed=seed, input=scene["singles"]["input"],
+                                 truth=scene["truth"], outputs=outs))
         if bar is not None:
             bar.update(1)
     if bar is not None:
         bar.close()
+    med = _median_colour_rows(kept, bands, input_band, examples, rows)
+    table = Table(rows=rows)
+    table.meta.update(split=split, seeds=[seeds.start, seeds.stop], input_band=input_band,
+                      bands=list(bands), median_colours=[float(v) for v in med])
+    return table, examples
 
-    # the median-colour baselines need the colours of the whole sample
+
+def _colour_row(label, seed, cube, truth, sig, seconds, bands):
+    """One row of `evaluate_colour`: colour errors in the aperture and per-band PSNR."""
+    from .metrics import colour_error, psnr
+
+    row = dict(method=label, seed=seed)
+    try:
+        err = colour_error(cube, truth, bands)
+    except InputError:
+        err = {f"{a}-{b}": math.nan for a, b in zip(bands[:-1], bands[1:])}
+    for k, v in err.items():
+        row[f"{k}_error"] = v
+    row["colour_error"] = float(np.nanmax(np.abs(list(err.values()))))
+    for k, b in enumerate(bands):
+        row[f"psnr_{b}"] = psnr(cube[k], truth[k], sigma=sig[k])
+    row["seconds"] = seconds
+    return row
+
+
+def _colour_scene(pair, parsed, painted, input_band, device, rows):
+    """Run the several-band methods on one scene (their rows appended to ``rows``) and the
+    single-band ones to be painted later. Returns the cubes and the scene's record."""
+    from astropy.io import fits
+
+    from .io import image_to_hdu
+    from .metrics import aperture_colours
+    from .pipeline import enhance_fits
+
+    bands, seed = pair.bands, pair.seed
+    truth = np.stack([pair.truth[b].data for b in bands]).astype(np.float32)
+    sig = [float(pair.sigma_decals[b]) for b in bands]
+    sc = dict(truth=truth[0], decals_wcs=pair.decals_wcs)
+    hdu = image_to_hdu(pair.sdss[input_band])
+    outs = {}
+    for m, name, opts in parsed:
+        t0 = time.perf_counter()
+        hdul = enhance_fits(hdu, method=name, device=device, rng=int(seed),
+                            **_method_kwargs(opts))
+        dt = time.perf_counter() - t0
+        h = hdul[0].header
+        if hdul[0].data.ndim != 3 or [h.get(f"BAND{k + 1}") for k in range(len(bands))] \
+                != list(bands):
+            raise InputError(f"{m} does not write the bands {bands} (got "
+                             f"{h.get('AE_BANDS', 'one band')})")
+        cube = np.stack([_as_grid(fits.ImageHDU(p, header=h), sc) for p in hdul[0].data])
+        outs[m] = cube
+        rows.append(_colour_row(m, seed, cube, truth, sig, dt, bands))
+    singles = {"input": pair.input[input_band].data.astype(np.float32)}
+    for m, name, opts in painted:
+        hdul = enhance_fits(hdu, method=name, device=device, rng=int(seed),
+                            **_method_kwargs(opts))
+        singles[m] = _as_grid(hdul[0], sc)
+    try:
+        colours = aperture_colours(truth, bands)
+    except InputError:
+        colours = None
+    return outs, dict(seed=seed, sig=sig, truth=truth, singles=singles, colours=colours)
+
+
+def _median_colour_rows(kept, bands, input_band, examples, rows):
+    """The median-colour baselines: each single-band output painted with the sample's median
+    colours (rows appended to ``rows``, cubes added to ``examples``). Returns the colours."""
     cols = np.array([list(k["colours"].values()) for k in kept if k["colours"] is not None])
     med = np.nanmedian(cols, axis=0)
     iband = bands.index(input_band)
@@ -516,14 +545,12 @@ def evaluate_colour(methods=("colorize",), *, n=200, split="bench", start=None,
     for k in kept:
         for m, single in k["singles"].items():
             cube = np.stack([single * np.float32(r) for r in ratio])
-            score(f"median-colour({m})", k["seed"], cube, k["truth"], k["sig"], math.nan)
+            rows.append(_colour_row(f"median-colour({m})", k["seed"], cube, k["truth"],
+                                    k["sig"], math.nan, bands))
             for e in examples:
                 if e["seed"] == k["seed"]:
                     e["outputs"][f"median-colour({m})"] = cube
-    table = Table(rows=rows)
-    table.meta.update(split=split, seeds=[seeds.start, seeds.stop], input_band=input_band,
-                      bands=list(bands), median_colours=[float(v) for v in med])
-    return table, examples
+    return med
 
 
 def make_colour_figure(examples, path, *, methods=None):
@@ -835,10 +862,21 @@ DECAM_FRAMES = ("testcase9", "testcase6")
 
 
 def _decam_frame(case, band, data_dir):
-    from astropy.io import fits
+    """One shared DECam exposure in nanomaggies, with what it is measured against.
 
+    Returns a dict: ``image`` (`~astro_enhance.io.Image`), ``ivar`` (nanomaggy**-2), ``bad``
+    (``ood`` flags or no weight), ``fwhm`` (arcsec), ``sigma`` (its noise), ``target`` (the
+    image convolved to the DECaLS PSF of the band), ``near_bad`` (``bad`` grown by 3 SDSS
+    FWHMs: light that the degraded image spreads from masked pixels is not in the DECam
+    image) and ``light`` (target above 3 of its sigmas, away from ``near_bad``).
+    """
+    from astropy.io import fits
+    from scipy.ndimage import binary_dilation
+
+    from .normalize import estimate_noise
     from .real_morphology import real_data_dir
-    from .simulate import _ZP_NMGY, decam_to_nanomaggies
+    from .simulate import _ZP_NMGY, DECALS_PIXEL_SCALE, decam_to_nanomaggies, gaussian_psf_match
+    from .surveys import get_survey
 
     d = real_data_dir(data_dir) / "decam" / case / "images"
     ooi = sorted(d.glob(f"*_ooi_{band}_*.fits*"))
@@ -854,8 +892,67 @@ def _decam_frame(case, band, data_dir):
     ivar = np.asarray(fits.getdata(oow, 1), dtype=np.float64) / scale ** 2
     bad = np.asarray(fits.getdata(ood, 1)) != 0
     bad |= ~(ivar > 0) | ~np.isfinite(img.data)
-    fwhm = float(h["FWHM"]) * 0.262 if "FWHM" in h else 1.2
-    return dict(case=case, file=ooi.name, image=img, ivar=ivar, bad=bad, fwhm=fwhm)
+    fwhm = float(h["FWHM"]) * DECALS_PIXEL_SCALE if "FWHM" in h else 1.2
+    dec = np.asarray(img.data, dtype=np.float64)
+    target = gaussian_psf_match(np.where(bad, np.nan, dec), fwhm,
+                                get_survey("decals").psf_fwhm[band],
+                                DECALS_PIXEL_SCALE).astype(np.float64)
+    grow = int(math.ceil(3.0 * get_survey("sdss").psf_fwhm[band] / DECALS_PIXEL_SCALE))
+    near_bad = binary_dilation(bad, iterations=grow) if bad.any() else bad
+    return dict(case=case, file=ooi.name, image=img, data=dec, ivar=ivar, bad=bad, fwhm=fwhm,
+                sigma=estimate_noise(np.where(bad, np.nan, dec)), target=target,
+                near_bad=near_bad,
+                light=(target > 3.0 * estimate_noise(target)) & ~near_bad)
+
+
+def _decam_as_sdss(fr, kl, psf_scale, band, seed):
+    """A DECam frame degraded to SDSS (KL PSF, SDSS noise), and as the FITS HDU the pipeline
+    reads: an SDSS frame of the band, without the DECam instrument cards."""
+    from .io import image_to_hdu
+    from .simulate import degrade
+    from .surveys import get_survey
+
+    sd = degrade(fr["image"], to="sdss", psf=kl, psf_scale=psf_scale, psf_fwhm_in=fr["fwhm"],
+                 band=band, rng=seed)
+    hdu = image_to_hdu(sd)
+    for key in ("TELESCOP", "INSTRUME", "OBSERVAT", "DETECTOR", "ORIGIN"):
+        hdu.header.remove(key, ignore_missing=True, remove_all=True)
+    hdu.header["FILTER"] = band
+    hdu.header["TELESCOP"] = "2.5m"
+    hdu.header["ORIGIN"] = "SDSS"
+    hdu.header["PSFFWHM"] = get_survey("sdss").psf_fwhm[band]
+    return sd, hdu
+
+
+def _decam_ceiling(fr, band, seed):
+    """The PSF-matched DECam image plus a second realisation of its own noise, PSF-matched:
+    what a perfect answer scores against the (noisy) DECam target."""
+    from .simulate import DECALS_PIXEL_SCALE, gaussian_psf_match
+    from .surveys import get_survey
+
+    rng = np.random.default_rng([seed, 0xCE1])
+    ivar = fr["ivar"]
+    noise_var = np.where(ivar > 0, 1.0 / np.where(ivar > 0, ivar, 1), 0)
+    extra = gaussian_psf_match(rng.standard_normal(ivar.shape) * np.sqrt(noise_var),
+                               fr["fwhm"], get_survey("decals").psf_fwhm[band],
+                               DECALS_PIXEL_SCALE)
+    return fr["target"] + extra
+
+
+def _decam_metrics(out, fr):
+    """PSNR, SSIM, chi-square on pixels with light and flux error of one output on a frame."""
+    from .metrics import psnr, ssim
+
+    near_bad, light, dec = fr["near_bad"], fr["light"], fr["data"]
+    o = np.where(near_bad, np.nan, np.asarray(out, dtype=np.float64))
+    t = np.where(near_bad, np.nan, fr["target"])
+    resid = (o - dec)[light]
+    f_t = float(np.nansum(dec[light]))
+    # SSIM needs whole windows: masked pixels are 0 in both images
+    return dict(psnr=psnr(o, t, sigma=fr["sigma"]),
+                ssim=ssim(np.nan_to_num(o), np.nan_to_num(t), sigma=fr["sigma"]),
+                chi2_light=float(np.nanmean(resid ** 2 * fr["ivar"][light])),
+                flux_error=(float(np.nansum(o[light])) - f_t) / f_t)
 
 
 def evaluate_decam(methods, *, frames=DECAM_FRAMES, band="r", data_dir=None, device="cpu",
@@ -915,46 +1012,24 @@ def evaluate_decam(methods, *, frames=DECAM_FRAMES, band="r", data_dir=None, dev
     """
     from astropy.table import Table
 
-    from scipy.ndimage import binary_dilation
-
-    from .io import image_to_hdu
-    from .metrics import psnr, ssim
-    from .normalize import estimate_noise
     from .pipeline import enhance_fits
     from .real_morphology import _psfield_path, psf_effective_fwhm, sdss_kl_psf
-    from .simulate import _to_decals_grid, degrade, gaussian_psf_match
+    from .simulate import SDSS_PIXEL_SCALE, _to_decals_grid
     from .surveys import get_survey
 
     parsed = parse_methods(methods)
     _check_methods(parsed, 1, device, "evaluate_decam takes single-band enhancers")
-    sdss, decals = get_survey("sdss"), get_survey("decals")
-    kl = sdss_kl_psf(_psfield_path(data_dir), band, 744.0, 1024.0)
-    psf_scale = 0.396 * sdss.psf_fwhm[band] / psf_effective_fwhm(kl, 0.396)
+    seeing = get_survey("sdss").psf_fwhm[band]
+    psfield = _psfield_path(data_dir)
+    kl = sdss_kl_psf(psfield, band, 744.0, 1024.0)
+    psf_scale = SDSS_PIXEL_SCALE * seeing / psf_effective_fwhm(kl, SDSS_PIXEL_SCALE)
     rows, examples = [], []
     for case in frames:
         fr = _decam_frame(case, band, data_dir)
-        img, bad = fr["image"], fr["bad"]
-        dec = np.asarray(img.data, dtype=np.float64)
-        sig = estimate_noise(np.where(bad, np.nan, dec))
-        target = gaussian_psf_match(np.where(bad, np.nan, dec), fr["fwhm"],
-                                    decals.psf_fwhm[band], 0.262).astype(np.float64)
-        # light spread from masked pixels (saturated cores, bleed trails) by the SDSS PSF
-        # is not in the DECam image: leave out pixels within 3 SDSS FWHMs of them
-        near_bad = binary_dilation(bad, iterations=int(math.ceil(
-            3.0 * sdss.psf_fwhm[band] / 0.262))) if bad.any() else bad
-        light = (target > 3.0 * estimate_noise(target)) & ~near_bad
-        sd = degrade(img, to="sdss", psf=kl, psf_scale=psf_scale, psf_fwhm_in=fr["fwhm"],
-                     band=band, rng=seed)
-        hdu = image_to_hdu(sd)
-        # what the pipeline reads: an SDSS frame in this band, not the DECam exposure
-        for key in ("TELESCOP", "INSTRUME", "OBSERVAT", "DETECTOR", "ORIGIN"):
-            hdu.header.remove(key, ignore_missing=True, remove_all=True)
-        hdu.header["FILTER"] = band
-        hdu.header["TELESCOP"] = "2.5m"
-        hdu.header["ORIGIN"] = "SDSS"
-        hdu.header["PSFFWHM"] = sdss.psf_fwhm[band]
-        sc = dict(decals_wcs=img.wcs, truth=dec)
-        outs = {"sdss-input": _to_decals_grid(sd, img.wcs, dec.shape)}
+        img = fr["image"]
+        sd, hdu = _decam_as_sdss(fr, kl, psf_scale, band, seed)
+        sc = dict(decals_wcs=img.wcs, truth=fr["data"])
+        outs = {"sdss-input": _to_decals_grid(sd, img.wcs, fr["data"].shape)}
         times = {"sdss-input": math.nan}
         for m, name, opts in parsed:
             t0 = time.perf_counter()
@@ -962,33 +1037,18 @@ def evaluate_decam(methods, *, frames=DECAM_FRAMES, band="r", data_dir=None, dev
                                 **_method_kwargs(opts), rng=seed)
             times[m] = time.perf_counter() - t0
             outs[m] = _as_grid(hdul[0], sc)
-        # the score of a perfect answer is capped by the DECam image's own noise: an image
-        # that differs from the target by that noise (PSF-matched) scores this
-        rng = np.random.default_rng([seed, 0xCE1])
-        noise_var = np.where(fr["ivar"] > 0, 1.0 / np.where(fr["ivar"] > 0, fr["ivar"], 1), 0)
-        extra = gaussian_psf_match(rng.standard_normal(dec.shape) * np.sqrt(noise_var),
-                                   fr["fwhm"], decals.psf_fwhm[band], 0.262)
-        outs["target+noise"] = target + extra
+        outs["target+noise"] = _decam_ceiling(fr, band, seed)
         times["target+noise"] = math.nan
         for m, out in outs.items():
-            o = np.where(near_bad, np.nan, np.asarray(out, dtype=np.float64))
-            t = np.where(near_bad, np.nan, target)
-            resid = (o - dec)[light]
-            chi2 = float(np.nanmean(resid ** 2 * fr["ivar"][light]))
-            f_t = float(np.nansum(dec[light]))
-            # SSIM needs whole windows: masked pixels are 0 in both images
-            s_val = ssim(np.nan_to_num(o), np.nan_to_num(t), sigma=sig)
             rows.append(dict(frame=case, file=fr["file"], method=m, band=band,
-                             psnr=psnr(o, t, sigma=sig), ssim=s_val,
-                             chi2_light=chi2,
-                             flux_error=(float(np.nansum(o[light])) - f_t) / f_t,
-                             seconds=times[m]))
+                             **_decam_metrics(out, fr), seconds=times[m]))
         if keep_examples:
-            examples.append(dict(frame=case, target=target, sigma=sig, outputs=outs))
+            examples.append(dict(frame=case, target=fr["target"], sigma=fr["sigma"],
+                                 outputs=outs))
     table = Table(rows=rows)
     table.meta["band"] = band
-    table.meta["psf"] = (f"SDSS psField KL PSF ({_psfield_path(data_dir).name}, row 744, col "
-                         f"1024) stretched to {sdss.psf_fwhm[band]}\" effective FWHM")
+    table.meta["psf"] = (f"SDSS psField KL PSF ({psfield.name}, row 744, col "
+                         f"1024) stretched to {seeing}\" effective FWHM")
     return table, examples
 
 

@@ -98,10 +98,10 @@ def real_data_dir(data_dir=None):
 
     Examples
     --------
-    >>> real_data_dir("/nowhere")
+    >>> real_data_dir("/nowhere")  # doctest: +ELLIPSIS
     Traceback (most recent call last):
     ...
-    astro_enhance.exceptions.InputError: real-data folder /nowhere not found; pass data_dir= (--real-data DIR) or set ASTRO_ENHANCE_REAL_DATA to the folder holding decals_cutouts/, sdss/ and decam/
+    astro_enhance.exceptions.InputError: real-data folder /nowhere not found; pass data_dir=...
     """
     if data_dir is None:
         data_dir = os.environ.get("ASTRO_ENHANCE_REAL_DATA")
@@ -439,8 +439,10 @@ def _prepare(lin, downsample):
 def _load_hdf(x0, y0):
     """Linear g/r/z of one HDF crop: sRGB decoded, B -> g, G -> r, R -> z (approximate)."""
     from skimage.data import hubble_deep_field
+
+    from .sample_data import srgb_to_linear
     rgb = hubble_deep_field()[y0:y0 + HDF_CROP, x0:x0 + HDF_CROP].astype(np.float64) / 255.0
-    lin = np.where(rgb <= 0.04045, rgb / 12.92, ((rgb + 0.055) / 1.055) ** 2.4)[::-1]
+    lin = srgb_to_linear(rgb)[::-1]
     return _prepare({"g": lin[:, :, 2], "r": lin[:, :, 1], "z": lin[:, :, 0]}, 1)
 
 
@@ -505,13 +507,13 @@ def real_morphology_pair(name, seed, *, bands=("r",), data_dir=None):
     >>> pair.sdss["r"].shape, pair.truth["r"].shape                     # doctest: +SKIP
     ((81, 81), (123, 123))
     """
-    from astropy.table import Table
+    from astropy.io import fits
 
     from .io import Image
     from .normalize import estimate_noise
-    from .simulate import (_SDSS, DECALS_PIXEL_SCALE, SDSS_PIXEL_SCALE, SimulatedPair,
-                           _check_bands, _decals_grid, _draw_counts, _header, _make_scene,
-                           _nmgy_unit, _tan_wcs, _to_decals_grid, decals_sigma, degrade)
+    from .simulate import (SDSS_PIXEL_SCALE, SimulatedPair, _check_bands, _decals_grid,
+                           _draw_mag_size, _header, _make_scene, _nmgy_unit, _poisson_per_nmgy,
+                           _record_band, _star_table, _tan_wcs, _with_noise, decals_sigma)
 
     bands = _check_bands(bands)
     seed = int(seed)
@@ -519,9 +521,7 @@ def real_morphology_pair(name, seed, *, bands=("r",), data_dir=None):
     psfield = _psfield_path(data_dir)
     sc = _make_scene(seed, _MIN_STAMP, 0)
     rng = np.random.default_rng([seed, 0xEA1])
-    mag = float(_draw_counts(rng, 1, 14.0, 17.8, 0.4)[0])
-    r50_goal = float(np.clip(10 ** (0.85 - 0.15 * (mag - 14.0) + rng.normal(0, 0.12)),
-                             1.5, 8.0))
+    mag, r50_goal = _draw_mag_size(rng)    # the simulator's magnitude-size relation
     scale = float(np.clip(r50_goal / r50_px, *_SCALE_RANGE))
     r50 = r50_px * scale
     res_fwhm = res_px * scale
@@ -536,65 +536,30 @@ def real_morphology_pair(name, seed, *, bands=("r",), data_dir=None):
     dec_wcs, dec_shape = _decals_grid(sdss_wcs, (ns, ns))
     gal_wcs = _tan_wcs(sc["ra"] + off[0] / max(math.cos(math.radians(sc["dec"])), 1e-3),
                        sc["dec"] + off[1], scale, (m, m), 0.0)
-    pair = SimulatedPair(seed=seed, bands=bands, sdss_wcs=sdss_wcs, decals_wcs=dec_wcs)
+    pair = SimulatedPair(seed=seed, bands=bands, sdss_wcs=sdss_wcs, decals_wcs=dec_wcs,
+                         stars=_star_table())
     truth_noise = {}
-    for b in bands:
-        p = sc["psf"][b]
-        bi = "grizu".index(b)
-        kl = sdss_kl_psf(psfield, b, row, col)
-        kl_fwhm = psf_effective_fwhm(kl, SDSS_PIXEL_SCALE)
-        sig_s = p["sdss_sigma"]
-        sig_d = decals_sigma(sig_s, sdss_fwhm=p["sdss_fwhm"], decals_fwhm=p["decals_fwhm"])
-        gal = Image(data=(imgs[b] * fscale).astype(np.float32), wcs=gal_wcs,
-                    unit=_nmgy_unit(), header=_header(gal_wcs, band=b, survey="REAL"))
-        # the KL shape, stretched to the drawn seeing: a PSF image at another pixel scale;
-        # noise added here as the simulator adds it (sky + source Poisson)
-        model_s = np.nan_to_num(degrade(
-            gal, to="sdss", psf=kl, psf_scale=SDSS_PIXEL_SCALE * p["sdss_fwhm"] / kl_fwhm,
-            psf_fwhm_in=res_fwhm, noise=False, band=b, wcs_out=sdss_wcs,
-            shape_out=(ns, ns)).data).astype(np.float64)
-        k_s = _SDSS[b]["nmgy"] / _SDSS[b]["gain"]
-        var_s = sig_s ** 2 + k_s * np.clip(model_s, 0, None)
-        srng = np.random.default_rng([seed, 0xB00 + bi])
-        sdss_data = model_s + srng.standard_normal(model_s.shape) * np.sqrt(var_s)
-        moff = _moffat_image(p["decals_fwhm"], p["decals_beta"], 0.1)
-        truth = degrade(gal, to="decals", psf=moff, psf_scale=0.1, psf_fwhm_in=res_fwhm,
-                        noise=False, band=b, wcs_out=dec_wcs, shape_out=dec_shape).data
-        truth = np.nan_to_num(truth).astype(np.float64)
-        k_d = k_s * (sig_d ** 2 / sig_s ** 2) * (SDSS_PIXEL_SCALE / DECALS_PIXEL_SCALE) ** 2
-        nrng = np.random.default_rng([seed, 0xDEC + bi])
-        var_d = sig_d ** 2 + k_d * np.clip(truth, 0, None)
-        decals = truth + nrng.standard_normal(truth.shape) * np.sqrt(var_d)
-        sh = _header(sdss_wcs, band=b, survey="SDSS", NMGY=_SDSS[b]["nmgy"], SKYSIG=sig_s,
-                     SATURATE=_SDSS[b]["sat"], AE_SEED=seed, PSFFWHM=p["sdss_fwhm"])
-        sh["ORIGIN"] = "SDSS"
-        sh["TELESCOP"] = "2.5m"
-        sh["AE_REAL"] = (str(name), "real-morphology truth (DECaLS cutout)")
-        dh = _header(dec_wcs, band=b, survey="DECaLS", SKYSIG=sig_d, AE_SEED=seed,
-                     PSFFWHM=p["decals_fwhm"])
-        simg = Image(data=sdss_data.astype(np.float32), wcs=sdss_wcs,
-                     unit=_nmgy_unit(), header=sh)
-        pair.sdss[b] = simg
-        pair.input[b] = Image(data=_to_decals_grid(simg, dec_wcs, dec_shape), wcs=dec_wcs,
-                              unit=_nmgy_unit(), header=dh.copy())
-        pair.decals[b] = Image(data=decals.astype(np.float32), wcs=dec_wcs,
-                               unit=_nmgy_unit(), header=dh)
-        th = dh.copy()
-        th["SKYSIG"] = 0.0
-        pair.truth[b] = Image(data=truth.astype(np.float32), wcs=dec_wcs, unit=_nmgy_unit(),
-                              header=th)
-        pair.sigma_sdss[b] = float(sig_s)
-        pair.sigma_decals[b] = float(sig_d)
-        pair.psf_fwhm_sdss[b] = float(p["sdss_fwhm"])
-        pair.psf_fwhm_decals[b] = float(p["decals_fwhm"])
-        pair.psf_beta_sdss[b] = math.nan
-        pair.psf_beta_decals[b] = float(p["decals_beta"])
-        pair.saturated[b] = np.zeros((ns, ns), bool)
-        pair.variance_sdss[b] = var_s.astype(np.float32)
-        truth_noise[b] = float(estimate_noise(truth) / sig_d)
-    pair.stars = Table(names=("ra", "dec", "x_sdss", "y_sdss", "x_decals", "y_decals",
-                              "mag_r", "flux_g", "flux_r", "flux_i", "flux_z", "kind",
-                              "saturated"), dtype=[float] * 11 + [str, bool])
+    with fits.open(psfield) as psf_hdul:
+        for b in bands:
+            p = sc["psf"][b]
+            bi = "grizu".index(b)
+            sig_s = p["sdss_sigma"]
+            sig_d = decals_sigma(sig_s, sdss_fwhm=p["sdss_fwhm"], decals_fwhm=p["decals_fwhm"])
+            k_s, k_d = _poisson_per_nmgy(b, sig_s, sig_d)
+            gal = Image(data=(imgs[b] * fscale).astype(np.float32), wcs=gal_wcs,
+                        unit=_nmgy_unit(), header=_header(gal_wcs, band=b, survey="REAL"))
+            model_s, truth = _degrade_pair(gal, b, sdss_kl_psf(psf_hdul, b, row, col), p,
+                                           res_fwhm, sdss_wcs, (ns, ns), dec_wcs, dec_shape)
+            # noise as the simulator adds it (sky + source Poisson)
+            sdss, var_s = _with_noise(model_s, sig_s, k_s,
+                                      np.random.default_rng([seed, 0xB00 + bi]))
+            decals, _ = _with_noise(truth, sig_d, k_d,
+                                    np.random.default_rng([seed, 0xDEC + bi]))
+            _record_band(pair, b, sdss=sdss, decals=decals, truth=truth, psf=p, sig_s=sig_s,
+                         sig_d=sig_d, var_s=var_s, saturated=np.zeros(model_s.shape, bool),
+                         beta_sdss=math.nan,
+                         AE_REAL=(str(name), "real-morphology truth (DECaLS cutout)"))
+            truth_noise[b] = float(estimate_noise(truth) / sig_d)
     cra, cdec = gal_wcs.wcs.crval
     xs, ys = sdss_wcs.wcs_world2pix([[cra, cdec]], 0)[0]
     xd, yd = dec_wcs.wcs_world2pix([[cra, cdec]], 0)[0]
@@ -604,6 +569,21 @@ def real_morphology_pair(name, seed, *, bands=("r",), data_dir=None):
                        x_sdss=float(xs), y_sdss=float(ys), x_decals=float(xd),
                        y_decals=float(yd), truth_noise=truth_noise)
     return pair
+
+
+def _degrade_pair(gal, band, kl, psf, res_fwhm, sdss_wcs, sdss_shape, dec_wcs, dec_shape):
+    """Noiseless SDSS and DECaLS-grid images of a truth galaxy, with `degrade`: the SDSS one
+    through the KL PSF ``kl`` stretched to the drawn seeing (a PSF image at another pixel
+    scale), the truth through a DECaLS-like Moffat. ``psf`` is the scene's PSF record."""
+    from .simulate import SDSS_PIXEL_SCALE, degrade
+    scale = SDSS_PIXEL_SCALE * psf["sdss_fwhm"] / psf_effective_fwhm(kl, SDSS_PIXEL_SCALE)
+    model_s = degrade(gal, to="sdss", psf=kl, psf_scale=scale, psf_fwhm_in=res_fwhm,
+                      noise=False, band=band, wcs_out=sdss_wcs, shape_out=sdss_shape).data
+    moff = _moffat_image(psf["decals_fwhm"], psf["decals_beta"], 0.1)
+    truth = degrade(gal, to="decals", psf=moff, psf_scale=0.1, psf_fwhm_in=res_fwhm,
+                    noise=False, band=band, wcs_out=dec_wcs, shape_out=dec_shape).data
+    return (np.nan_to_num(model_s).astype(np.float64),
+            np.nan_to_num(truth).astype(np.float64))
 
 
 def _real_shard(task):

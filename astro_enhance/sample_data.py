@@ -205,6 +205,11 @@ class HDFSample:
     center: tuple = field(default=(0.0, 0.0))
 
 
+def srgb_to_linear(rgb):
+    """Undo the sRGB transfer curve of display-encoded values in [0, 1] (IEC 61966-2-1)."""
+    return np.where(rgb <= 0.04045, rgb / 12.92, ((rgb + 0.055) / 1.055) ** 2.4)
+
+
 def _hdf_luminance(region):
     """Linear luminance of a cutout of skimage's Hubble eXtreme Deep Field JPEG, sky at 0."""
     from skimage.data import hubble_deep_field
@@ -212,8 +217,7 @@ def _hdf_luminance(region):
     x0, y0, size = region
     rgb = hubble_deep_field()[y0:y0 + size, x0:x0 + size].astype(np.float64) / 255.0
     # undo the sRGB transfer curve (the JPEG is display-encoded), then luminance
-    lin = np.where(rgb <= 0.04045, rgb / 12.92, ((rgb + 0.055) / 1.055) ** 2.4)
-    lum = lin @ np.array([0.2126, 0.7152, 0.0722])
+    lum = srgb_to_linear(rgb) @ np.array([0.2126, 0.7152, 0.0722])
     lum = lum[::-1]  # image rows top-down -> FITS rows bottom-up (north up)
     sky = float(np.median(lum))
     mad = float(np.median(np.abs(lum - sky))) * 1.4826
@@ -270,7 +274,6 @@ def make_hdf_sample(*, band="r", seed=0, region=HDF_REGION, zoom_factor=2.2, mag
     ('nanomaggy', (175, 175), (265, 265))
     """
     import astropy.units as u
-    from astropy.table import Table
     from scipy.ndimage import gaussian_filter, zoom
 
     from .io import Image
@@ -311,19 +314,8 @@ def make_hdf_sample(*, band="r", seed=0, region=HDF_REGION, zoom_factor=2.2, mag
 
     # stars, away from the central spiral
     cx, cy = _hdf_centre(gal)
-    sigma_star = fwhm_px / 2.3548
-    with_stars = gal.copy()
-    rows = []
-    while len(rows) < n_stars:
-        x, y = rng.uniform(8, nx - 8), rng.uniform(8, ny - 8)
-        if math.hypot(x - cx, y - cy) < 0.28 * nx:
-            continue
-        m = float(rng.uniform(15.5, 18.5))
-        with_stars += (10 ** (-0.4 * (m - sdss.zeropoint[band]))
-                       * _render_gaussian_star((ny, nx), x, y, sigma_star))
-        rows.append((x, y, m))
-    stars = Table(rows=rows or None, names=("x", "y", "mag"),
-                  dtype=(float, float, float))
+    with_stars, stars = _add_stars(gal, rng, n_stars, (cx, cy), fwhm_px / 2.3548,
+                                   sdss.zeropoint[band])
 
     hd = wd.to_header()
     hd["BUNIT"] = "nanomaggy"
@@ -335,24 +327,51 @@ def make_hdf_sample(*, band="r", seed=0, region=HDF_REGION, zoom_factor=2.2, mag
     truth_s = Image(data=with_stars.astype(np.float32), wcs=wd, unit=u.nanomaggy, header=hd)
     sd = degrade(truth_s, to="sdss", psf_fwhm=fw_s, psf_fwhm_in=fw_d, band=band,
                  wcs_out=ws, shape_out=(ns, ns), rng=rng, return_type="image")
-    h = ws.to_header()
-    h["BUNIT"] = ("nanomaggy", "1 nanomaggy = 3.631e-6 Jy")
-    h["TELESCOP"] = ("SDSS 2.5-M", "synthetic: SDSS-like")
-    h["ORIGIN"] = "SDSS"
-    h["FILTER"] = (band, "filter used")
-    h["PSFFWHM"] = (fw_s, "[arcsec] PSF FWHM")
-    h["SKYSIG"] = (float(sdss.noise[band]), "[nanomaggy] per-pixel noise")
-    h["OBJECT"] = "HDF morphology sample"
-    h["AE_SEED"] = (int(seed), "seed of make_hdf_sample")
-    h.add_comment("Hubble eXtreme Deep Field galaxies (skimage.data.hubble_deep_field) "
-                  "magnified and degraded to SDSS by astro_enhance.sample_data.make_hdf_sample;"
-                  " not an observation.")
     sigma_s = float(sdss.noise[band])
+    h = _hdf_sdss_header(ws, band, fw_s, sigma_s, seed)
     return HDFSample(
         sdss=fits.PrimaryHDU(data=np.asarray(sd.data, dtype=np.float32), header=h),
         truth=truth, truth_with_stars=truth_s, stars=stars, sigma_sdss=sigma_s,
         sigma_decals=float(decals_sigma(sigma_s, sdss_fwhm=fw_s, decals_fwhm=fw_d)),
         psf_fwhm_sdss=fw_s, psf_fwhm_decals=fw_d, center=(cx, cy))
+
+
+def _hdf_sdss_header(ws, band, fwhm, sigma, seed):
+    """The FITS header of the HDF sample's SDSS-like image."""
+    h = ws.to_header()
+    h["BUNIT"] = ("nanomaggy", "1 nanomaggy = 3.631e-6 Jy")
+    h["TELESCOP"] = ("SDSS 2.5-M", "synthetic: SDSS-like")
+    h["ORIGIN"] = "SDSS"
+    h["FILTER"] = (band, "filter used")
+    h["PSFFWHM"] = (fwhm, "[arcsec] PSF FWHM")
+    h["SKYSIG"] = (sigma, "[nanomaggy] per-pixel noise")
+    h["OBJECT"] = "HDF morphology sample"
+    h["AE_SEED"] = (int(seed), "seed of make_hdf_sample")
+    h.add_comment("Hubble eXtreme Deep Field galaxies (skimage.data.hubble_deep_field) "
+                  "magnified and degraded to SDSS by astro_enhance.sample_data.make_hdf_sample;"
+                  " not an observation.")
+    return h
+
+
+def _add_stars(gal, rng, n_stars, centre, sigma_star, zeropoint):
+    """Gaussian stars of r 15.5-18.5 added at random, away (0.28 of the width) from the
+    centre. Returns the image with the stars and their table (x, y, mag)."""
+    from astropy.table import Table
+
+    ny, nx = gal.shape
+    cx, cy = centre
+    with_stars = gal.copy()
+    rows = []
+    while len(rows) < n_stars:
+        x, y = rng.uniform(8, nx - 8), rng.uniform(8, ny - 8)
+        if math.hypot(x - cx, y - cy) < 0.28 * nx:
+            continue
+        m = float(rng.uniform(15.5, 18.5))
+        with_stars += (10 ** (-0.4 * (m - zeropoint))
+                       * _render_gaussian_star((ny, nx), x, y, sigma_star))
+        rows.append((x, y, m))
+    return with_stars, Table(rows=rows or None, names=("x", "y", "mag"),
+                             dtype=(float, float, float))
 
 
 def _hdf_centre(img):

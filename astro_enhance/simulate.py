@@ -268,6 +268,17 @@ def _make_scene(seed, stamp_arcsec, n_stars):
     sc["ra"] = float(rng.uniform(0.0, 360.0))
     sc["dec"] = float(np.degrees(np.arcsin(rng.uniform(-0.2, 0.9))))
     sc["rot_deg"] = 0.0 if rng.random() < 0.5 else float(rng.uniform(0.0, 360.0))
+    # one generator drawn in this order: PSFs, main galaxy, background galaxies, stars
+    sc["psf"] = _draw_psfs(rng)
+    sc["galaxy"] = _draw_galaxy(rng)
+    half = stamp_arcsec / 2.0
+    sc["background"] = _draw_background(rng, half)
+    sc["stars"] = _draw_stars(rng, n_stars, half, sc["galaxy"])
+    return sc
+
+
+def _draw_psfs(rng):
+    """Per band: SDSS and DECaLS-like effective FWHM, Moffat beta and shear; SDSS sky sigma."""
     # PSFs: one seeing per scene, chromatic scaling FWHM ~ lambda**-0.2, small per-band jitter
     see_sdss = float(np.clip(rng.normal(1.30, 0.15), 1.0, 1.6))
     see_dec = float(np.clip(rng.normal(1.20, 0.07), 1.05, 1.35))
@@ -288,13 +299,22 @@ def _make_scene(seed, stamp_arcsec, n_stars):
                       decals_fwhm=fd, decals_beta=beta_d,
                       decals_g=(float(g_d[0]), float(g_d[1])),
                       sdss_sigma=float(_SDSS[b]["sigma"] * math.exp(noise_jit[k])))
-    sc["psf"] = psf
+    return psf
 
-    # main galaxy (SDSS spectroscopic-like: r 14 - 17.8)
-    gal = {}
+
+def _draw_mag_size(rng):
+    """r magnitude and half-light radius (arcsec) of a main galaxy: r 14-17.8 with SDSS
+    spectroscopic-like counts, and a magnitude-size relation with 0.12 dex scatter."""
     mag = float(_draw_counts(rng, 1, 14.0, 17.8, 0.4)[0])
-    gal["mag_r"] = mag
     r50 = float(np.clip(10 ** (0.85 - 0.15 * (mag - 14.0) + rng.normal(0, 0.12)), 1.5, 8.0))
+    return mag, r50
+
+
+def _draw_galaxy(rng):
+    """The main galaxy (SDSS spectroscopic-like: r 14 - 17.8): profile, structure, colours."""
+    gal = {}
+    mag, r50 = _draw_mag_size(rng)
+    gal["mag_r"] = mag
     gal["r50"] = r50
     early = rng.random() < 0.3
     gal["type"] = "early" if early else "late"
@@ -340,10 +360,11 @@ def _make_scene(seed, stamp_arcsec, n_stars):
     gal["colour_disk"] = tuple(float(v) for v in rng.normal((0.50, 0.25, 0.15), 0.08))
     gal["colour_sf"] = tuple(float(v) for v in rng.normal((0.25, 0.08, 0.02), 0.08))
     gal["colour_bar"] = tuple(float(v) for v in rng.normal((0.70, 0.35, 0.25), 0.05))
-    sc["galaxy"] = gal
+    return gal
 
-    half = stamp_arcsec / 2.0
-    # faint background galaxies (SDSS-faint, visible at DECaLS depth)
+
+def _draw_background(rng, half):
+    """Faint background galaxies (SDSS-faint, visible at DECaLS depth)."""
     nbg = int(rng.poisson(2.0))
     bgs = []
     for _ in range(nbg):
@@ -355,9 +376,12 @@ def _make_scene(seed, stamp_arcsec, n_stars):
                         n=float(rng.choice([1.0, 1.0, 4.0])),
                         q=float(rng.uniform(0.3, 1.0)), beta=float(rng.uniform(0, 180)),
                         colour=tuple(float(v) for v in rng.normal((0.9, 0.4, 0.3), 0.2))))
-    sc["background"] = bgs
+    return bgs
 
-    # field stars: number counts dN/dm ~ 10**(0.25 m) over r 14-22, plus extras
+
+def _draw_stars(rng, n_stars, half, gal):
+    """Field stars: number counts dN/dm ~ 10**(0.25 m) over r 14-22, plus with some
+    probability a bright saturated star and a star on the galaxy."""
     if n_stars is None:
         ns = int(rng.poisson(4.0))
     else:
@@ -371,7 +395,7 @@ def _make_scene(seed, stamp_arcsec, n_stars):
             pos.append(tuple(rng.uniform(-0.9 * half, 0.9 * half, 2)))
             kinds.append("bright")
         if rng.random() < 0.3:  # a star superposed on the galaxy
-            rr = rng.uniform(0.2, 1.5) * r50
+            rr = rng.uniform(0.2, 1.5) * gal["r50"]
             t = rng.uniform(0, 2 * math.pi)
             mags.append(float(rng.uniform(16.0, 21.0)))
             pos.append((gal["x"] + rr * math.cos(t), gal["y"] + rr * math.sin(t)))
@@ -383,8 +407,7 @@ def _make_scene(seed, stamp_arcsec, n_stars):
         iz = 0.5 * ri + float(rng.normal(0, 0.03))
         stars.append(dict(mag_r=float(m), x=float(x), y=float(y), kind=kind,
                           colour=(gr, ri, iz)))
-    sc["stars"] = stars
-    return sc
+    return stars
 
 
 def _structure_image(gal, band_fluxes, ds):
@@ -818,7 +841,6 @@ def simulate_pair(seed, *, bands=("r",), stamp_arcsec=64.0, n_stars=None, split=
     ((51, 51), (78, 78))
     """
     import galsim  # noqa: F401 - fail early with a clear ImportError
-    from astropy.table import Table
 
     seed = int(seed)
     if seed < 0:
@@ -844,49 +866,19 @@ def simulate_pair(seed, *, bands=("r",), stamp_arcsec=64.0, n_stars=None, split=
 
     pair = SimulatedPair(seed=seed, bands=bands, sdss_wcs=sdss_wcs, decals_wcs=dec_wcs)
     sat_flags = np.zeros(len(sc["stars"]), bool)
-    for k, b in enumerate(bands):
+    for b in bands:
         p = sc["psf"][b]
-        bi = BANDS.index(b)
         sig_s = p["sdss_sigma"]
         sig_d = decals_sigma(sig_s, sdss_fwhm=p["sdss_fwhm"], decals_fwhm=p["decals_fwhm"])
-        # source Poisson variance per nanomaggy: SDSS from nmgy/count and gain; the
-        # DECaLS-like one scaled like the sky variance per unit area (same sky brightness).
-        k_s = _SDSS[b]["nmgy"] / _SDSS[b]["gain"]
-        k_d = k_s * (sig_d ** 2 / sig_s ** 2) * (SDSS_PIXEL_SCALE / DECALS_PIXEL_SCALE) ** 2
+        k_s, k_d = _poisson_per_nmgy(b, sig_s, sig_d)
         model_s = _render(sc, b, sdss_wcs, sdss_shape, "sdss", struct, ds, sig_s)
         model_d = _render(sc, b, dec_wcs, dec_shape, "decals", struct, ds, sig_d)
-        nrng = np.random.default_rng([seed, 0xB00 + bi])
-        var_s = sig_s ** 2 + k_s * np.clip(model_s, 0, None)
-        sdss = model_s + nrng.standard_normal(sdss_shape) * np.sqrt(var_s)
+        nrng = np.random.default_rng([seed, 0xB00 + BANDS.index(b)])
+        sdss, var_s = _with_noise(model_s, sig_s, k_s, nrng)
         sdss, satmask = _bleed(sdss, _SDSS[b]["sat"])
-        var_d = sig_d ** 2 + k_d * np.clip(model_d, 0, None)
-        decals = model_d + nrng.standard_normal(dec_shape) * np.sqrt(var_d)
-        common = dict(AE_SEED=seed, PSFFWHM=p["sdss_fwhm"])
-        sh = _header(sdss_wcs, band=b, survey="SDSS", NMGY=_SDSS[b]["nmgy"],
-                     SKYSIG=sig_s, SATURATE=_SDSS[b]["sat"], **common)
-        sh["ORIGIN"] = "SDSS"
-        sh["TELESCOP"] = "2.5m"
-        dh = _header(dec_wcs, band=b, survey="DECaLS", SKYSIG=sig_d, AE_SEED=seed,
-                     PSFFWHM=p["decals_fwhm"])
-        sdss_img = Image(data=sdss.astype(np.float32), wcs=sdss_wcs, unit=_nmgy_unit(),
-                         mask=None, header=sh)
-        pair.sdss[b] = sdss_img
-        pair.input[b] = Image(data=_to_decals_grid(sdss_img, dec_wcs, dec_shape),
-                              wcs=dec_wcs, unit=_nmgy_unit(), header=dh.copy())
-        pair.decals[b] = Image(data=decals.astype(np.float32), wcs=dec_wcs, unit=_nmgy_unit(),
-                               header=dh)
-        th = dh.copy()
-        th["SKYSIG"] = 0.0
-        pair.truth[b] = Image(data=model_d.astype(np.float32), wcs=dec_wcs,
-                              unit=_nmgy_unit(), header=th)
-        pair.sigma_sdss[b] = float(sig_s)
-        pair.sigma_decals[b] = float(sig_d)
-        pair.psf_fwhm_sdss[b] = p["sdss_fwhm"]
-        pair.psf_fwhm_decals[b] = p["decals_fwhm"]
-        pair.psf_beta_sdss[b] = p["sdss_beta"]
-        pair.psf_beta_decals[b] = p["decals_beta"]
-        pair.saturated[b] = satmask
-        pair.variance_sdss[b] = var_s.astype(np.float32)
+        decals, _ = _with_noise(model_d, sig_d, k_d, nrng)
+        _record_band(pair, b, sdss=sdss, decals=decals, truth=model_d, psf=p, sig_s=sig_s,
+                     sig_d=sig_d, var_s=var_s, saturated=satmask)
         if sc["stars"]:
             sx = np.array([s["x"] for s in sc["stars"]])
             sy = np.array([s["y"] for s in sc["stars"]])
@@ -895,8 +887,81 @@ def simulate_pair(seed, *, bands=("r",), stamp_arcsec=64.0, n_stars=None, split=
             iy = np.clip(np.round(py).astype(int), 0, ns - 1)
             inside = (px > -0.5) & (px < ns - 0.5) & (py > -0.5) & (py < ns - 0.5)
             sat_flags |= inside & satmask[iy, ix]
+    pair.stars, pair.galaxy = _catalogues(sc, sdss_wcs, dec_wcs, sat_flags)
+    return pair
 
-    # catalogues
+
+def _sdss_poisson_k(band):
+    """Source Poisson variance per nanomaggy of an SDSS image (from nmgy/count and gain)."""
+    return _SDSS[band]["nmgy"] / _SDSS[band]["gain"]
+
+
+def _poisson_per_nmgy(band, sig_s, sig_d):
+    """Source Poisson variance per nanomaggy of the SDSS image and of the DECaLS-like one
+    (scaled like the sky variance per unit area: same sky brightness)."""
+    k_s = _sdss_poisson_k(band)
+    k_d = k_s * (sig_d ** 2 / sig_s ** 2) * (SDSS_PIXEL_SCALE / DECALS_PIXEL_SCALE) ** 2
+    return k_s, k_d
+
+
+def _with_noise(model, sigma, k, rng):
+    """The simulator's noise model: sky ``sigma`` plus source Poisson ``k * model``.
+    Returns the noisy image and its variance."""
+    var = sigma ** 2 + k * np.clip(model, 0, None)
+    return model + rng.standard_normal(model.shape) * np.sqrt(var), var
+
+
+def _record_band(pair, band, *, sdss, decals, truth, psf, sig_s, sig_d, var_s, saturated,
+                 beta_sdss=None, **sdss_cards):
+    """Store one band's images (SDSS, its resampled input, DECaLS-like, truth, with their
+    headers) and figures in a `SimulatedPair`. ``psf`` is the scene's PSF record of the band;
+    ``sdss_cards`` go into the SDSS header."""
+    seed = pair.seed
+    sh = _header(pair.sdss_wcs, band=band, survey="SDSS", NMGY=_SDSS[band]["nmgy"],
+                 SKYSIG=sig_s, SATURATE=_SDSS[band]["sat"], AE_SEED=seed,
+                 PSFFWHM=psf["sdss_fwhm"])
+    sh["ORIGIN"] = "SDSS"
+    sh["TELESCOP"] = "2.5m"
+    for key, value in sdss_cards.items():
+        sh[key] = value
+    wcs, shape = pair.decals_wcs, np.shape(truth)
+    dh = _header(wcs, band=band, survey="DECaLS", SKYSIG=sig_d, AE_SEED=seed,
+                 PSFFWHM=psf["decals_fwhm"])
+    sdss_img = Image(data=np.asarray(sdss).astype(np.float32), wcs=pair.sdss_wcs,
+                     unit=_nmgy_unit(), mask=None, header=sh)
+    pair.sdss[band] = sdss_img
+    pair.input[band] = Image(data=_to_decals_grid(sdss_img, wcs, shape), wcs=wcs,
+                             unit=_nmgy_unit(), header=dh.copy())
+    pair.decals[band] = Image(data=np.asarray(decals).astype(np.float32), wcs=wcs,
+                              unit=_nmgy_unit(), header=dh)
+    th = dh.copy()
+    th["SKYSIG"] = 0.0
+    pair.truth[band] = Image(data=np.asarray(truth).astype(np.float32), wcs=wcs,
+                             unit=_nmgy_unit(), header=th)
+    pair.sigma_sdss[band] = float(sig_s)
+    pair.sigma_decals[band] = float(sig_d)
+    pair.psf_fwhm_sdss[band] = psf["sdss_fwhm"]
+    pair.psf_fwhm_decals[band] = psf["decals_fwhm"]
+    pair.psf_beta_sdss[band] = psf["sdss_beta"] if beta_sdss is None else beta_sdss
+    pair.psf_beta_decals[band] = psf["decals_beta"]
+    pair.saturated[band] = saturated
+    pair.variance_sdss[band] = var_s.astype(np.float32)
+
+
+# Columns of a scene's star table.
+_STAR_COLUMNS = ("ra", "dec", "x_sdss", "y_sdss", "x_decals", "y_decals", "mag_r", "flux_g",
+                 "flux_r", "flux_i", "flux_z", "kind", "saturated")
+
+
+def _star_table(rows=()):
+    from astropy.table import Table
+    if rows:
+        return Table(rows=rows, names=_STAR_COLUMNS)
+    return Table(names=_STAR_COLUMNS, dtype=[float] * 11 + [str, bool])
+
+
+def _catalogues(sc, sdss_wcs, dec_wcs, sat_flags):
+    """The star table and the galaxy record (with sky and pixel positions) of a scene."""
     ref = _ref_wcs(sc)
     rows = []
     for s, flag in zip(sc["stars"], sat_flags):
@@ -906,12 +971,7 @@ def simulate_pair(seed, *, bands=("r",), stamp_arcsec=64.0, n_stars=None, split=
         fl = _colour_fluxes(s["mag_r"], s["colour"])
         rows.append((ra, dec, xs[0], ys[0], xd[0], yd[0], s["mag_r"], fl["g"], fl["r"],
                      fl["i"], fl["z"], s["kind"], bool(flag)))
-    names = ("ra", "dec", "x_sdss", "y_sdss", "x_decals", "y_decals", "mag_r", "flux_g",
-             "flux_r", "flux_i", "flux_z", "kind", "saturated")
-    if rows:
-        pair.stars = Table(rows=rows, names=names)
-    else:
-        pair.stars = Table(names=names, dtype=[float] * 11 + [str, bool])
+    gal = sc["galaxy"]
     g = dict(gal)
     ra, dec = ref.wcs_pix2world([[gal["x"], gal["y"]]], 0)[0]
     g["ra"], g["dec"] = float(ra), float(dec)
@@ -920,8 +980,7 @@ def simulate_pair(seed, *, bands=("r",), stamp_arcsec=64.0, n_stars=None, split=
     g["x_sdss"], g["y_sdss"] = float(xs[0]), float(ys[0])
     g["x_decals"], g["y_decals"] = float(xd[0]), float(yd[0])
     g["n_background"] = len(sc["background"])
-    pair.galaxy = g
-    return pair
+    return _star_table(rows), g
 
 
 def _nmgy_unit():
@@ -1387,19 +1446,8 @@ def degrade(image, *, to="sdss", psf_fwhm=None, psf_fwhm_in=None, noise=None, ba
         psf_fwhm_in = _header_fwhm_arcsec(header, scale_in)
     if psf_fwhm_in is None:
         psf_fwhm_in = get_survey("decals").psf_fwhm.get(band, 1.2)
-    if psf is not None:
-        from .real_morphology import psf_effective_fwhm
-        psf_scale = float(survey.pixel_scale if psf_scale is None else psf_scale)
-        psf_fwhm = psf_effective_fwhm(psf, psf_scale)
-    if psf_fwhm is None:
-        psf_fwhm = survey.psf_fwhm[band]
-    psf_fwhm, psf_fwhm_in = float(psf_fwhm), float(psf_fwhm_in)
-    if not (psf_fwhm > 0 and psf_fwhm_in > 0):
-        raise InputError("PSF FWHMs must be positive (arcsec)")
-    if psf is not None:
-        blurred = psf_image_match(img.data, psf, psf_scale, psf_fwhm_in, scale_in)
-    else:
-        blurred = gaussian_psf_match(img.data, psf_fwhm_in, psf_fwhm, scale_in)
+    blurred, psf_fwhm = _degrade_psf(img.data, psf, psf_scale, psf_fwhm, psf_fwhm_in,
+                                     scale_in, survey, band)
     work = Image(data=blurred, wcs=w, unit=img.unit, mask=img.mask, header=header)
     if wcs_out is None:
         out = resample(work, survey.name, return_type="image")
@@ -1407,24 +1455,16 @@ def degrade(image, *, to="sdss", psf_fwhm=None, psf_fwhm_in=None, noise=None, ba
         out = resample(work, survey.name, wcs_out=wcs_out, shape_out=shape_out,
                        return_type="image")
     data = np.array(out.data, dtype=np.float64)
-    rng = np.random.default_rng(rng)
-    added = 0.0
+    added = have = 0.0
     if noise is None or (noise is not False and float(noise) > 0):
         target = survey.noise[band] if noise is None else float(noise)
-        from .normalize import estimate_noise
-        good = np.isfinite(data)
-        have = estimate_noise(data, mask=~good) if good.sum() > 10 else 0.0
-        added = math.sqrt(max(target ** 2 - have ** 2, 0.0))
-        var = np.full(data.shape, added ** 2)
-        if survey.name == "sdss" and band in _SDSS:
-            var += _SDSS[band]["nmgy"] / _SDSS[band]["gain"] * np.clip(
-                np.nan_to_num(data), 0, None)
-        data = data + rng.standard_normal(data.shape) * np.sqrt(var)
+        data, added, have = _noise_to_reach(data, target, survey, band,
+                                            np.random.default_rng(rng))
     oh = out.header.copy()
     oh["PSFFWHM"] = (psf_fwhm, "PSF FWHM after degrade, arcsec")
     oh["FILTER"] = band
     if added:
-        oh["SKYSIG"] = (float(math.sqrt(added ** 2 + (have if noise is not False else 0) ** 2)),
+        oh["SKYSIG"] = (float(math.sqrt(added ** 2 + have ** 2)),
                         "per-pixel noise after degrade")
     kind = "Gaussian" if psf is None else "PSF-image"
     oh["HISTORY"] = (f"astro_enhance degrade: {kind} PSF match {psf_fwhm_in:.3f}\" -> "
@@ -1438,6 +1478,36 @@ def degrade(image, *, to="sdss", psf_fwhm=None, psf_fwhm_in=None, noise=None, ba
     if return_type != "image":
         raise InputError(f"return_type must be 'image' or 'hdu', got {return_type!r}")
     return res
+
+
+def _degrade_psf(data, psf, psf_scale, psf_fwhm, psf_fwhm_in, scale_in, survey, band):
+    """`degrade`'s PSF step: match to a PSF image or to a Gaussian of ``psf_fwhm`` (the
+    survey's when None). Returns the blurred image and the target's effective FWHM."""
+    if psf is not None:
+        from .real_morphology import psf_effective_fwhm
+        psf_scale = float(survey.pixel_scale if psf_scale is None else psf_scale)
+        psf_fwhm = psf_effective_fwhm(psf, psf_scale)
+    if psf_fwhm is None:
+        psf_fwhm = survey.psf_fwhm[band]
+    psf_fwhm, psf_fwhm_in = float(psf_fwhm), float(psf_fwhm_in)
+    if not (psf_fwhm > 0 and psf_fwhm_in > 0):
+        raise InputError("PSF FWHMs must be positive (arcsec)")
+    if psf is not None:
+        return psf_image_match(data, psf, psf_scale, psf_fwhm_in, scale_in), psf_fwhm
+    return gaussian_psf_match(data, psf_fwhm_in, psf_fwhm, scale_in), psf_fwhm
+
+
+def _noise_to_reach(data, target, survey, band, rng):
+    """`degrade`'s noise step: Gaussian noise bringing the background to ``target`` (the noise
+    already there, measured, is taken into account), plus the SDSS source Poisson term.
+    Returns the noisy image, the sigma added and the sigma measured before."""
+    from .normalize import estimate_noise
+    good = np.isfinite(data)
+    have = estimate_noise(data, mask=~good) if good.sum() > 10 else 0.0
+    added = math.sqrt(max(target ** 2 - have ** 2, 0.0))
+    k = _sdss_poisson_k(band) if survey.name == "sdss" and band in _SDSS else 0.0
+    noisy, _ = _with_noise(data, added, k, rng)
+    return noisy, added, have
 
 
 #: Nominal DECam zero points (AB mag for 1 ADU/s), used when a header has none
