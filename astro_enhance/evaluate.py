@@ -10,7 +10,16 @@ noiseless truth and the DECaLS-like image of the same scene using `astro_enhance
 * ``chi2``: `~astro_enhance.metrics.consistency_chi2` against the SDSS image (true PSFs of the
   scene, per-pixel SDSS noise including the source term, saturated pixels left out);
 * ``hf_power``: `~astro_enhance.metrics.hf_power_ratio` against the DECaLS-like image;
+* ``noise_power``: `~astro_enhance.metrics.noise_power_ratio` above 0.15 cycles/px, the
+  power of the output's error over that of the DECaLS-like image's (1: errs like DECaLS);
+* ``anisotropy``: `~astro_enhance.metrics.anisotropy_score` of the output's error (about 1.2
+  for isotropic noise; hatching and checkerboards score high);
 * ``seconds``: wall time of the ``enhance_fits`` call.
+
+With ``two_sample=True`` the table's ``meta["two_sample"]`` also holds, per method, the
+held-out accuracy of a classifier trained to tell the method's outputs from the DECaLS-like
+images (`~astro_enhance.metrics.two_sample_accuracy`, in the metrics' stretch; 0.5 = cannot
+tell them apart).
 
 Two reference rows are added: ``sdss-input`` (the SDSS image on the DECaLS grid, no
 enhancement) and ``decals-like`` (the noisy DECaLS-like image itself).
@@ -24,12 +33,13 @@ import numpy as np
 
 from .exceptions import InputError
 
-__all__ = ["evaluate", "evaluate_real", "evaluate_decam", "format_decam", "best_classical",
+__all__ = ["evaluate", "evaluate_samples", "evaluate_real", "evaluate_decam", "format_decam", "best_classical",
            "evaluate_colour", "make_colour_figure", "summarize", "format_summary", "make_figure",
            "parse_methods", "METRICS", "COLOUR_METRICS", "REFERENCE_ROWS", "DECAM_FRAMES"]
 
 #: Metric columns of the per-image table.
-METRICS = ("psnr", "ssim", "flux_error", "chi2", "hf_power", "seconds")
+METRICS = ("psnr", "ssim", "flux_error", "chi2", "hf_power", "noise_power", "anisotropy",
+           "seconds")
 
 #: Metric columns of the per-scene table of `evaluate_colour` (for bands g, r, z).
 COLOUR_METRICS = ("colour_error", "g-r_error", "r-z_error", "psnr_g", "psnr_r", "psnr_z",
@@ -152,20 +162,22 @@ def _scene_dicts(pair, **extra):
                    center=(pair.galaxy["x_decals"], pair.galaxy["y_decals"]), **extra)
 
 
-def _scenes_from_simulation(seeds, bands, stamp_arcsec):
+def _scenes_from_simulation(seeds, bands, stamp_arcsec, noise_scale=1.0):
     from .simulate import simulate_pair
 
     for seed in seeds:
-        yield from _scene_dicts(simulate_pair(seed, bands=bands, stamp_arcsec=stamp_arcsec))
+        yield from _scene_dicts(simulate_pair(seed, bands=bands, stamp_arcsec=stamp_arcsec,
+                                              sdss_noise_scale=noise_scale))
 
 
-def _scenes_from_real_morphology(split, n, bands, data_dir):
+def _scenes_from_real_morphology(split, n, bands, data_dir, noise_scale=1.0):
     from .real_morphology import REAL_SPLIT_SEEDS, galaxy_names, real_morphology_pair
 
     names = galaxy_names(split)[:n]
     first = REAL_SPLIT_SEEDS[split]
     for i, name in enumerate(names):
-        pair = real_morphology_pair(name, first + 10 * i, bands=bands, data_dir=data_dir)
+        pair = real_morphology_pair(name, first + 10 * i, bands=bands, data_dir=data_dir,
+                                    sdss_noise_scale=noise_scale)
         yield from _scene_dicts(pair, name=name)
 
 
@@ -175,7 +187,7 @@ def _scenes_from_shards(path, split, seeds, bands):
     from astropy.wcs import WCS
 
     from .io import Image
-    from .simulate import _SDSS, _sdss_poisson_k, read_shard
+    from .simulate import _SDSS, sdss_poisson_k, read_shard
 
     path = Path(path)
     files = sorted(path.glob(f"{split}-*.npz")) if path.is_dir() else [path]
@@ -194,7 +206,7 @@ def _scenes_from_shards(path, split, seeds, bands):
             sw, dw = WCS(sh).celestial, WCS(dh).celestial
             sd = z["sdss"][i]
             # shards keep the sky sigma only: add the SDSS source term from the data
-            k = _sdss_poisson_k(b)
+            k = sdss_poisson_k(b)
             var = z["sigma_sdss"][i] ** 2 + k * np.clip(sd, 0, None)
             yield dict(seed=seed, band=b, sdss=Image(data=sd, wcs=sw, unit=u.nanomaggy,
                                                      header=sh),
@@ -206,24 +218,30 @@ def _scenes_from_shards(path, split, seeds, bands):
                        psf_decals=float(z["psf_fwhm_decals"][i]), center=None)
 
 
-def _scene_source(source, *, split, n, start, shards, bands, stamp_arcsec, data_dir):
+def _scene_source(source, *, split, n, start, shards, bands, stamp_arcsec, data_dir,
+                  noise_scale=1.0):
     """The seeds (a range: simulated seeds, or galaxy numbers) and the scene records of an
     `evaluate` run."""
     from .simulate import check_seeds
 
+    if noise_scale != 1.0 and shards is not None:
+        raise InputError("noise_scale applies to scenes made on the fly, not to shards")
+
     if source == "real-morphology":
         from .real_morphology import galaxy_names
         n_scenes = min(int(n), len(galaxy_names(split)))
-        return range(n_scenes), _scenes_from_real_morphology(split, n_scenes, bands, data_dir)
+        return range(n_scenes), _scenes_from_real_morphology(split, n_scenes, bands, data_dir,
+                                                             noise_scale)
     if source == "simulation":
         seeds = check_seeds(split, start=start, n=n)
         return seeds, (_scenes_from_shards(shards, split, seeds, bands) if shards is not None
-                       else _scenes_from_simulation(seeds, bands, stamp_arcsec))
+                       else _scenes_from_simulation(seeds, bands, stamp_arcsec, noise_scale))
     raise InputError(f"unknown source {source!r}; use 'simulation' or 'real-morphology'")
 
 
 def _metrics(out, sc, seconds):
-    from .metrics import consistency_chi2, flux_error, hf_power_ratio, psnr, ssim
+    from .metrics import (anisotropy_score, consistency_chi2, flux_error, hf_power_ratio,
+                          noise_power_ratio, psnr, ssim)
 
     t, s = sc["truth"], sc["sigma_decals"]
     row = dict(psnr=psnr(out, t, sigma=s), ssim=ssim(out, t, sigma=s))
@@ -236,6 +254,10 @@ def _metrics(out, sc, seconds):
                                    psf_out_fwhm=sc["psf_decals"], sigma_sdss=sc["sigma_sdss"],
                                    mask=sc["mask"])
     row["hf_power"] = hf_power_ratio(np.nan_to_num(out), sc["decals"])
+    err = np.nan_to_num(out) - t
+    row["noise_power"] = float(noise_power_ratio(np.nan_to_num(out), t, sc["decals"],
+                                                 bands=((0.15, 0.75),))[0])
+    row["anisotropy"] = anisotropy_score(err)
     row["seconds"] = seconds
     return row
 
@@ -262,7 +284,8 @@ def _as_grid(out_hdu, sc):
 
 def evaluate(methods, *, n=200, split="bench", bands=("r",), start=None, shards=None,
              stamp_arcsec=64.0, device="cpu", references=True, keep_examples=4,
-             progress=False, source="simulation", data_dir=None):
+             progress=False, source="simulation", data_dir=None, noise_scale=1.0,
+             two_sample=False):
     """Run enhancers through the pipeline on simulated scenes and measure them.
 
     Parameters
@@ -299,6 +322,14 @@ def evaluate(methods, *, n=200, split="bench", bands=("r",), start=None, shards=
     data_dir : path-like, optional
         Real-data folder for ``source="real-morphology"`` (see
         `astro_enhance.real_morphology.real_data_dir`).
+    noise_scale : float, optional
+        Multiply the SDSS images' noise by this factor (``0.5``: a deeper input, ``2``: a
+        shallower one; see `astro_enhance.simulate.simulate_pair`); not with ``shards``.
+        The truth and the DECaLS-like images do not change.
+    two_sample : bool, optional
+        Run the classifier two-sample test of every method's outputs against the DECaLS-like
+        images (``table.meta["two_sample"]``: method -> held-out accuracy and number of test
+        patches; needs at least 4 images).
 
     Returns
     -------
@@ -333,7 +364,9 @@ def evaluate(methods, *, n=200, split="bench", bands=("r",), start=None, shards=
                    "evaluate --colour)")
     bands = _check_bands(bands)
     seeds, scenes = _scene_source(source, split=split, n=n, start=start, shards=shards,
-                                  bands=bands, stamp_arcsec=stamp_arcsec, data_dir=data_dir)
+                                  bands=bands, stamp_arcsec=stamp_arcsec, data_dir=data_dir,
+                                  noise_scale=float(noise_scale))
+    stretched = {} if two_sample else None
     bar = None
     if progress:
         from tqdm import tqdm
@@ -360,6 +393,8 @@ def evaluate(methods, *, n=200, split="bench", bands=("r",), start=None, shards=
             examples.append(dict(seed=sc["seed"], band=sc["band"], truth=sc["truth"],
                                  decals=sc["decals"], input=sc["input"],
                                  sigma_decals=sc["sigma_decals"], outputs=outs))
+        if stretched is not None:
+            _keep_stretched(stretched, outs, sc)
         if bar is not None:
             bar.update(1)
     if bar is not None:
@@ -369,9 +404,154 @@ def evaluate(methods, *, n=200, split="bench", bands=("r",), start=None, shards=
     table = Table(rows=rows)
     table.meta["split"] = split
     table.meta["source"] = source
+    table.meta["noise_scale"] = float(noise_scale)
     if source == "simulation":
         table.meta["seeds"] = [seeds.start, seeds.stop]
+    if stretched is not None:
+        table.meta["two_sample"] = _two_sample(stretched)
     return table, examples
+
+
+def _keep_stretched(store, outs, sc):
+    """Keep every method's output and the DECaLS-like image in the metrics' stretch."""
+    from .metrics import stretch
+
+    s = sc["sigma_decals"]
+    store.setdefault("decals-like", []).append(stretch(sc["decals"], s).astype(np.float32))
+    for m, out in outs.items():
+        store.setdefault(m, []).append(stretch(np.nan_to_num(out), s).astype(np.float32))
+
+
+def _two_sample(store):
+    """Classifier two-sample accuracy of every method against the DECaLS-like images."""
+    from .metrics import two_sample_accuracy
+
+    ref = store["decals-like"]
+    res = {}
+    for m, imgs in store.items():
+        if m == "decals-like":
+            continue
+        acc, n_test = two_sample_accuracy(imgs, ref, seed=0)
+        res[m] = {"accuracy": round(acc, 4), "n_test": n_test}
+    return res
+
+
+def evaluate_samples(method="sr3", *, samples=8, n=24, split="bench", source="simulation",
+                     reference="unet", light=3.0, calibrate=True, data_dir=None,
+                     device="cpu", progress=False):
+    """Measure the uncertainty map of a stochastic enhancer (``sr3``) against the truth.
+
+    Each scene's SDSS image goes through `astro_enhance.pipeline.enhance_fits` with
+    ``samples`` samples (their mean is the image, the ``STD`` extension their spread times
+    the enhancer's calibration factor) and once with one sample, both timed; ``reference``
+    (the ``unet``) runs on the same scenes. On pixels with light (truth above ``light`` times
+    the DECaLS-like noise), the STD is compared with the error of the mean.
+
+    Parameters
+    ----------
+    method : str, optional
+        Stochastic enhancer (specification as in `parse_methods`).
+    samples : int, optional
+        Samples per image (at least 2).
+    n : int, optional
+        Scenes (galaxies for ``source="real-morphology"``).
+    split : str, optional
+        Seed split; ``"val"`` to fit a calibration, ``"bench"`` to report.
+    source : {"simulation", "real-morphology"}, optional
+        Where the scenes come from (see `evaluate`).
+    reference : str, optional
+        Deterministic enhancer the mean is compared with.
+    light : float, optional
+        Pixels with light: truth > ``light`` x the DECaLS-like sigma.
+    calibrate : bool, optional
+        Apply the enhancer's calibration factor (False: the raw spread; the figures then
+        give the factor to fit, ``fitted_factor``).
+    data_dir : path-like, optional
+        Real-data folder for ``source="real-morphology"``.
+    device : str, optional
+        Device.
+    progress : bool, optional
+        Progress bar.
+
+    Returns
+    -------
+    dict
+        ``coverage_2std`` (fraction of light pixels with |mean - truth| < 2 STD),
+        ``coverage_1std``, ``spearman`` (pooled Spearman correlation of STD and |mean -
+        truth|), ``fitted_factor`` (the factor that would give a 2-STD coverage of 0.95:
+        the 95th percentile of |mean - truth| / STD, halved), ``psnr_mean``,
+        ``psnr_single``, ``psnr_reference`` (medians over scenes), ``seconds_single``,
+        ``seconds_samples`` and ``time_ratio`` (medians and the ratio of the medians),
+        ``std_factor`` (the factor applied), ``n_scenes``, ``n_pixels`` and the arguments.
+
+    Raises
+    ------
+    astro_enhance.InputError
+        If ``samples`` is below 2 or no pixel has light.
+
+    Examples
+    --------
+    The figures of the docs (``benchmarks/sr3_uncertainty.py`` runs this; about 30 s per
+    scene on a 2-core CPU):
+
+    >>> res = evaluate_samples("sr3", samples=8, n=24, split="val")  # doctest: +SKIP
+    >>> round(res["coverage_2std"], 2), round(res["fitted_factor"], 2)  # doctest: +SKIP
+    """
+    from scipy.stats import spearmanr
+
+    from .io import image_to_hdu
+    from .metrics import psnr
+    from .pipeline import enhance_fits
+
+    samples = int(samples)
+    if samples < 2:
+        raise InputError(f"evaluate_samples needs at least 2 samples, got {samples}")
+    (label, name, opts), = parse_methods([method])
+    opts = dict(opts)
+    if not calibrate:
+        opts["calibrate_std"] = False
+    seeds, scenes = _scene_source(source, split=split, n=n, start=None, shards=None,
+                                  bands=("r",), stamp_arcsec=64.0, data_dir=data_dir)
+    bar = None
+    if progress:
+        from tqdm import tqdm
+        bar = tqdm(total=len(seeds), unit="scene")
+    errs, stds, rows, factor = [], [], [], 1.0
+    for sc in scenes:
+        hdu, seed, s_d = image_to_hdu(sc["sdss"]), int(sc["seed"]), sc["sigma_decals"]
+        t0 = time.perf_counter()
+        one = enhance_fits(hdu, method=name, device=device, rng=seed, **_method_kwargs(opts))
+        t1 = time.perf_counter()
+        many = enhance_fits(hdu, method=name, device=device, rng=seed, samples=samples,
+                            **_method_kwargs(opts))
+        t2 = time.perf_counter()
+        ref = enhance_fits(hdu, method=reference, device=device)
+        factor = float(many[0].header.get("AE_STDCF", 1.0))
+        mean, std = _as_grid(many[0], sc), _as_grid(many["STD"], sc)
+        truth = sc["truth"]
+        sel = (truth > light * s_d) & np.isfinite(mean) & np.isfinite(std)
+        errs.append(np.abs(mean - truth)[sel])
+        stds.append(std[sel])
+        rows.append(dict(psnr_mean=psnr(mean, truth, sigma=s_d),
+                         psnr_single=psnr(_as_grid(one[0], sc), truth, sigma=s_d),
+                         psnr_reference=psnr(_as_grid(ref[0], sc), truth, sigma=s_d),
+                         seconds_single=t1 - t0, seconds_samples=t2 - t1))
+        if bar is not None:
+            bar.update(1)
+    if bar is not None:
+        bar.close()
+    err, std = np.concatenate(errs), np.concatenate(stds)
+    if not err.size:
+        raise InputError("no pixel with light in these scenes; lower `light`")
+    ratio = err / np.maximum(std, np.finfo(np.float32).tiny)
+    med = {k: float(np.median([r[k] for r in rows])) for k in rows[0]}
+    return dict(method=label, samples=samples, split=split, source=source, light=light,
+                n_scenes=len(rows), n_pixels=int(err.size), std_factor=factor,
+                coverage_2std=float(np.mean(err < 2 * std)),
+                coverage_1std=float(np.mean(err < std)),
+                spearman=float(spearmanr(std, err)[0]),
+                fitted_factor=float(np.percentile(ratio, 95) / 2.0) * factor,
+                time_ratio=med["seconds_samples"] / med["seconds_single"], **med)
 
 
 def _name(sc):

@@ -200,16 +200,8 @@ def _enhance(data, method=None, *, target="decals", device="auto", remove_stars=
 
     footprint = np.isfinite(resampled.data)
     rng = np.random.default_rng(rng)
-    outs = []
-    for _ in range(samples):
-        outs.append(enhancer.enhance(work, rng=rng))
-    if samples > 1:
-        stack = np.stack(outs).astype(np.float64)
-        out = stack.mean(axis=0).astype(np.float32)
-        std = stack.std(axis=0, ddof=1).astype(np.float32)
-        del stack
-    else:
-        out, std = np.asarray(outs[0], dtype=np.float32), None
+    enhancer.set_target(band=band, unit=resampled.unit)
+    out, std, std_factor = _draw(enhancer, work, samples, rng)
     out = np.where(footprint, out, np.nan).astype(np.float32)
     info = enhancer.info
     # several output bands (colorize): a cube; the diagnostics use the input band's plane
@@ -252,8 +244,15 @@ def _enhance(data, method=None, *, target="decals", device="auto", remove_stars=
     if remove_stars:
         n = int(star_result.n_removed)
         history.append(f"{n} star(s) removed before enhancement (MASK extension).")
+    texture = getattr(enhancer, "texture_used", None)
+    if texture:
+        history.append(f"Output = restored sky + a DECaLS-like noise realisation (texture: sky "
+                       f"sigma {texture['sigma'][0]:.3g}, from {texture['how']}), a sample of "
+                       "what DECaLS would record; measure on method 'unet'.")
     if samples > 1:
-        history.append(f"Mean of {samples} samples; STD extension holds their std.")
+        history.append(f"Mean of {samples} samples; STD extension holds their std" + (
+            f" times the calibration factor AE_STDCF = {std_factor:.4g} (raw spread = STD / "
+            "AE_STDCF)." if std_factor != 1.0 else "."))
     if getattr(enhancer, "steps", None) is not None:
         history.append(f"Each sample drawn with {int(enhancer.steps)} diffusion steps.")
     if bands_out is not None:
@@ -268,6 +267,10 @@ def _enhance(data, method=None, *, target="decals", device="auto", remove_stars=
     h["AE_FLUXR"] = (round(flux_ratio, 6) if np.isfinite(flux_ratio) else "nan",
                      "total flux ratio output/input")
     h["AE_NSAMP"] = (samples, "number of samples averaged")
+    if samples > 1:
+        h["AE_STDCF"] = (float(f"{std_factor:.6g}"), "STD = sample std x this factor")
+    if texture:
+        h["AE_TEXSG"] = (float(f"{texture['sigma'][0]:.4g}"), "sky sigma of the added texture")
     if getattr(enhancer, "steps", None) is not None:   # diffusion enhancers (sr3)
         h["AE_STEPS"] = (int(enhancer.steps), "diffusion sampling steps per sample")
     h["AE_DOMN"] = (len(domain_reasons), "domain warnings (see HISTORY)")
@@ -295,6 +298,26 @@ def _enhance(data, method=None, *, target="decals", device="auto", remove_stars=
             warnings.warn(f"star catalogue not stored in the output: {exc}",
                           AstroEnhanceWarning)
     return hdul, resampled
+
+
+def _draw(enhancer, work, samples, rng):
+    """Mean and calibrated spread of ``samples`` draws (one pass when the enhancer can draw
+    several at once). Returns (mean, std or None, calibration factor)."""
+    if samples == 1:
+        return np.asarray(enhancer.enhance(work, rng=rng), dtype=np.float32), None, 1.0
+    if np.ndim(work) == 2:
+        stack = enhancer.enhance_samples(work, samples, rng=rng)
+        look = enhancer.look_noise_image(work) if getattr(enhancer, "look_noise", False) \
+            else None
+    else:
+        stack, look = np.stack([enhancer.enhance(work, rng=rng) for _ in range(samples)]), None
+    mean = stack.mean(axis=0, dtype=np.float64)
+    std = stack.std(axis=0, ddof=1, dtype=np.float64)
+    del stack
+    if look is not None:
+        mean += look
+    factor = float(getattr(enhancer, "std_calibration", 1.0))
+    return mean.astype(np.float32), (std * factor).astype(np.float32), factor
 
 
 def _plain_table(catalog):

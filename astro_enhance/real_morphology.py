@@ -474,7 +474,7 @@ def _psfield_path(data_dir):
     return files[0]
 
 
-def real_morphology_pair(name, seed, *, bands=("r",), data_dir=None):
+def real_morphology_pair(name, seed, *, bands=("r",), data_dir=None, sdss_noise_scale=1.0):
     """One real galaxy seen by SDSS (real KL PSF) and by a DECaLS-like survey.
 
     Parameters
@@ -488,6 +488,10 @@ def real_morphology_pair(name, seed, *, bands=("r",), data_dir=None):
         Bands among g, r, i, z.
     data_dir : path-like, optional
         Real-data folder (see `real_data_dir`).
+    sdss_noise_scale : float, optional
+        Multiply the SDSS image's noise by this factor (as in
+        `~astro_enhance.simulate.simulate_pair`; the truth and the DECaLS-like image do not
+        change).
 
     Returns
     -------
@@ -551,12 +555,14 @@ def real_morphology_pair(name, seed, *, bands=("r",), data_dir=None):
             model_s, truth = _degrade_pair(gal, b, sdss_kl_psf(psf_hdul, b, row, col), p,
                                            res_fwhm, sdss_wcs, (ns, ns), dec_wcs, dec_shape)
             # noise as the simulator adds it (sky + source Poisson)
-            sdss, var_s = _with_noise(model_s, sig_s, k_s,
+            f = float(sdss_noise_scale)
+            sdss, var_s = _with_noise(model_s, sig_s * f, k_s * f * f,
                                       np.random.default_rng([seed, 0xB00 + bi]))
             decals, _ = _with_noise(truth, sig_d, k_d,
                                     np.random.default_rng([seed, 0xDEC + bi]))
-            _record_band(pair, b, sdss=sdss, decals=decals, truth=truth, psf=p, sig_s=sig_s,
-                         sig_d=sig_d, var_s=var_s, saturated=np.zeros(model_s.shape, bool),
+            _record_band(pair, b, sdss=sdss, decals=decals, truth=truth, psf=p,
+                         sig_s=sig_s * f, sig_d=sig_d, var_s=var_s,
+                         saturated=np.zeros(model_s.shape, bool),
                          beta_sdss=math.nan,
                          AE_REAL=(str(name), "real-morphology truth (DECaLS cutout)"))
             truth_noise[b] = float(estimate_noise(truth) / sig_d)

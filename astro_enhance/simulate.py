@@ -57,6 +57,7 @@ __all__ = [
     "psf_image_match",
     "decals_sigma",
     "moffat_core_fwhm",
+    "sdss_poisson_k",
 ]
 
 #: Disjoint seed ranges of the data splits. A seed belongs to exactly one split.
@@ -805,7 +806,8 @@ class SimulatedPair:
     decals_wcs: WCS = None
 
 
-def simulate_pair(seed, *, bands=("r",), stamp_arcsec=64.0, n_stars=None, split=None):
+def simulate_pair(seed, *, bands=("r",), stamp_arcsec=64.0, n_stars=None, split=None,
+                  sdss_noise_scale=1.0):
     """Simulate one scene as seen by SDSS and by a DECaLS-like survey.
 
     Parameters
@@ -822,6 +824,11 @@ def simulate_pair(seed, *, bands=("r",), stamp_arcsec=64.0, n_stars=None, split=
         some probability a bright saturated star and a star on top of the galaxy.
     split : str, optional
         When given, the seed must belong to this split of `SPLITS`.
+    sdss_noise_scale : float, optional
+        Multiply the SDSS image's noise (sky and source terms) by this factor, 0.1 to 10:
+        a shallower (> 1) or deeper (< 1) SDSS image of the same scene, from the same random
+        draws (1, the default, gives the nominal image). The DECaLS-like image and the truth
+        do not change.
 
     Returns
     -------
@@ -851,6 +858,9 @@ def simulate_pair(seed, *, bands=("r",), stamp_arcsec=64.0, n_stars=None, split=
     stamp_arcsec = float(stamp_arcsec)
     if not 5.0 <= stamp_arcsec <= 1000.0:
         raise InputError(f"stamp_arcsec={stamp_arcsec} is out of range; use 5 to 1000 arcsec")
+    f_noise = float(sdss_noise_scale)
+    if not 0.1 <= f_noise <= 10.0:
+        raise InputError(f"sdss_noise_scale={sdss_noise_scale} is out of range; use 0.1 to 10")
     sc = _make_scene(seed, stamp_arcsec, n_stars)
     ns = int(round(stamp_arcsec / SDSS_PIXEL_SCALE))
     sdss_shape = (ns, ns)
@@ -874,10 +884,11 @@ def simulate_pair(seed, *, bands=("r",), stamp_arcsec=64.0, n_stars=None, split=
         model_s = _render(sc, b, sdss_wcs, sdss_shape, "sdss", struct, ds, sig_s)
         model_d = _render(sc, b, dec_wcs, dec_shape, "decals", struct, ds, sig_d)
         nrng = np.random.default_rng([seed, 0xB00 + BANDS.index(b)])
-        sdss, var_s = _with_noise(model_s, sig_s, k_s, nrng)
+        sdss, var_s = _with_noise(model_s, sig_s * f_noise, k_s * f_noise ** 2, nrng)
         sdss, satmask = _bleed(sdss, _SDSS[b]["sat"])
         decals, _ = _with_noise(model_d, sig_d, k_d, nrng)
-        _record_band(pair, b, sdss=sdss, decals=decals, truth=model_d, psf=p, sig_s=sig_s,
+        _record_band(pair, b, sdss=sdss, decals=decals, truth=model_d, psf=p,
+                     sig_s=sig_s * f_noise,
                      sig_d=sig_d, var_s=var_s, saturated=satmask)
         if sc["stars"]:
             sx = np.array([s["x"] for s in sc["stars"]])
@@ -891,15 +902,31 @@ def simulate_pair(seed, *, bands=("r",), stamp_arcsec=64.0, n_stars=None, split=
     return pair
 
 
-def _sdss_poisson_k(band):
-    """Source Poisson variance per nanomaggy of an SDSS image (from nmgy/count and gain)."""
+def sdss_poisson_k(band):
+    """Source Poisson variance per nanomaggy of an SDSS image (from nmgy/count and gain).
+
+    Parameters
+    ----------
+    band : str
+        ``g``, ``r``, ``i`` or ``z``.
+
+    Returns
+    -------
+    float
+        ``k`` such that a pixel of ``f`` nanomaggies has source variance ``k * f``.
+
+    Examples
+    --------
+    >>> round(sdss_poisson_k("r"), 6)
+    0.001174
+    """
     return _SDSS[band]["nmgy"] / _SDSS[band]["gain"]
 
 
 def _poisson_per_nmgy(band, sig_s, sig_d):
     """Source Poisson variance per nanomaggy of the SDSS image and of the DECaLS-like one
     (scaled like the sky variance per unit area: same sky brightness)."""
-    k_s = _sdss_poisson_k(band)
+    k_s = sdss_poisson_k(band)
     k_d = k_s * (sig_d ** 2 / sig_s ** 2) * (SDSS_PIXEL_SCALE / DECALS_PIXEL_SCALE) ** 2
     return k_s, k_d
 
@@ -1505,7 +1532,7 @@ def _noise_to_reach(data, target, survey, band, rng):
     good = np.isfinite(data)
     have = estimate_noise(data, mask=~good) if good.sum() > 10 else 0.0
     added = math.sqrt(max(target ** 2 - have ** 2, 0.0))
-    k = _sdss_poisson_k(band) if survey.name == "sdss" and band in _SDSS else 0.0
+    k = sdss_poisson_k(band) if survey.name == "sdss" and band in _SDSS else 0.0
     noisy, _ = _with_noise(data, added, k, rng)
     return noisy, added, have
 

@@ -256,3 +256,63 @@ def test_docstring_examples_run(modname):
     res = doctest.testmod(mod, optionflags=doctest.ELLIPSIS | doctest.NORMALIZE_WHITESPACE,
                           verbose=False)
     assert res.attempted > 5 and res.failed == 0, res
+
+
+# -- several samples in one pass, calibrated spread (issue 24) ------------------------------
+
+def test_enhance_samples_shape_nan_and_spread(image):
+    img = image.copy()
+    img[5:9, 10:14] = np.nan
+    enh = _enhancer()
+    s = enh.enhance_samples(img, 5, noise=1.0, rng=3)
+    assert s.shape == (5,) + img.shape and s.dtype == np.float32
+    assert np.isnan(s[:, 5:9, 10:14]).all() and np.isfinite(s[:, 20:, 20:]).all()
+    # independent draws: they differ, and the same rng gives the same draws
+    assert float(np.nanmean(np.nanstd(s[:, 20:, 20:], axis=0))) > 0
+    assert np.array_equal(s, enh.enhance_samples(img, 5, noise=1.0, rng=3), equal_nan=True)
+    # every draw is a sample of the same distribution as enhance's: same mean level
+    one = np.stack([enh.enhance(img, noise=1.0, rng=r) for r in range(5)])
+    assert abs(float(np.nanmean(s) - np.nanmean(one))) < 0.2 * float(np.nanstd(one))
+
+
+@pytest.mark.parametrize("n", [0, -1, 2.5, True])
+def test_enhance_samples_bad_count_is_a_clear_error(image, n):
+    with pytest.raises(EnhancerError, match="number of samples"):
+        _enhancer().enhance_samples(image, n, noise=1.0)
+
+
+def test_enhance_samples_runs_the_frozen_unet_once_per_tile(image):
+    enh = _enhancer()
+    calls = []
+    unet = enh.model.cond_net
+    hook = unet.register_forward_hook(lambda *a: calls.append(a[1][0].shape[0]))
+    try:
+        enh.enhance_samples(image, 6, noise=1.0, rng=0)
+    finally:
+        hook.remove()
+    assert calls and all(b == 1 for b in calls)   # one tile per call, never 6 copies
+
+
+def test_std_is_scaled_by_the_calibration_factor(registered, tmp_path):
+    import shutil
+
+    from astro_enhance.weights import save_weights
+    sample = make_sdss_sample(shape=(64, 64), seed=2)
+    raw = enhance_fits(sample, method="sr3-test", samples=3, rng=11, device="cpu")
+    assert raw[0].header["AE_STDCF"] == 1.0
+    net = _tiny()
+    path = save_weights(net.state_dict(), tmp_path / "sr3_cal", architecture="sr3",
+                        config=TINY, info={"name": "sr3-cal", "kind": "diffusion",
+                                           "size_multiple": 4, "default_steps": 3,
+                                           "std_calibration": 2.5},
+                        enhancer_class="astro_enhance.enhancers.diffusion.DiffusionEnhancer")
+    cal = enhance_fits(sample, method="sr3-test", weights=path, samples=3, rng=11,
+                       device="cpu")
+    assert cal[0].header["AE_STDCF"] == 2.5
+    np.testing.assert_allclose(cal["STD"].data, 2.5 * raw["STD"].data, rtol=1e-5)
+    np.testing.assert_array_equal(cal[0].data, raw[0].data)
+    assert any("AE_STDCF" in str(c) for c in cal[0].header["HISTORY"])
+    off = enhance_fits(sample, method="sr3-test", weights=path, samples=3, rng=11,
+                       device="cpu", options={"calibrate_std": False})
+    np.testing.assert_allclose(off["STD"].data, raw["STD"].data, rtol=1e-6)
+    shutil.rmtree(tmp_path / "sr3_cal", ignore_errors=True)

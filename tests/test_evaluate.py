@@ -154,3 +154,27 @@ def test_evaluate_with_options_labels_rows_and_uses_options():
     assert t["psnr"][0] != t["psnr"][1]
     with pytest.raises(EnhancerError, match="option"):
         evaluate("bilateral(nonsense=1)", n=1, stamp_arcsec=16, keep_examples=0)
+
+
+def test_texture_columns_noise_scale_and_two_sample(tmp_path):
+    t1, _ = evaluate(["bicubic"], n=4, stamp_arcsec=24, keep_examples=0, two_sample=True)
+    t2, _ = evaluate(["bicubic"], n=4, stamp_arcsec=24, keep_examples=0, noise_scale=2.0)
+    dec = t1[t1["method"] == "decals-like"]
+    # the DECaLS-like image errs exactly like DECaLS noise: ratio 1
+    assert np.allclose(dec["noise_power"], 1.0) and (dec["anisotropy"] < 2).all()
+    b1, b2 = (t[t["method"] == "bicubic"] for t in (t1, t2))
+    # a noisier input: the resampled SDSS image errs ~4 times more at high frequency
+    ratio = np.median(np.asarray(b2["noise_power"]) / np.asarray(b1["noise_power"]))
+    assert 3.0 < ratio < 5.0
+    assert t2.meta["noise_scale"] == 2.0 and "two_sample" not in t2.meta
+    ts = t1.meta["two_sample"]["bicubic"]
+    assert ts["n_test"] > 0 and 0.0 <= ts["accuracy"] <= 1.0
+    with pytest.raises(InputError, match="noise_scale"):
+        evaluate(["bicubic"], n=1, shards=tmp_path, noise_scale=2.0)
+
+
+def test_cli_noise_scale_and_two_sample(capsys):
+    assert main(["evaluate", "--methods", "bicubic", "--n", "4", "--stamp-arcsec", "24",
+                 "--noise-scale", "0.5", "--two-sample", "--no-progress"]) == 0
+    out = capsys.readouterr().out
+    assert "noise_power" in out and "two-sample test" in out and "bicubic" in out

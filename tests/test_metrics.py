@@ -113,3 +113,59 @@ def test_hf_power_ratio(scene):
     assert hf_power_ratio(gaussian_filter(d, 2.0), d) < 0.1
     rng = np.random.default_rng(0)
     assert hf_power_ratio(d + rng.normal(0, 3 * scene.sigma_decals["r"], d.shape), d) > 3
+
+
+# -- texture metrics (issue 24) -------------------------------------------------------------
+
+def test_noise_power_ratio_measures_error_power_per_band():
+    from astro_enhance.metrics import TEXTURE_BANDS, noise_power_ratio
+
+    rng = np.random.default_rng(4)
+    truth = gaussian_filter(rng.normal(0, 5, (128, 128)), 3)
+    ref = truth + rng.normal(0, 1, truth.shape)
+    same = noise_power_ratio(truth + rng.normal(0, 1, truth.shape), truth, ref)
+    double = noise_power_ratio(truth + rng.normal(0, 2, truth.shape), truth, ref)
+    smooth = noise_power_ratio(gaussian_filter(ref, 1.5), truth, ref)
+    assert same.shape == (len(TEXTURE_BANDS),)
+    assert np.all(np.abs(same - 1) < 0.2) and np.all(np.abs(double - 4) < 0.8)
+    assert np.all(smooth < 0.3)          # a blurred image errs far less than noise at HF
+    with pytest.raises(InputError, match="no power"):
+        noise_power_ratio(ref, truth, truth)
+
+
+def test_anisotropy_score_flags_hatching_and_checkerboards_not_noise():
+    from astro_enhance.metrics import anisotropy_score
+
+    scores = [anisotropy_score(np.random.default_rng(s).normal(size=(160, 160)))
+              for s in range(10)]
+    assert max(scores) < 1.35
+    rng = np.random.default_rng(0)
+    noise = rng.normal(size=(160, 160))
+    yy, xx = np.mgrid[:160, :160]
+    hatch = noise + 0.5 * np.cos(2 * np.pi * (0.2 * xx + 0.15 * yy))
+    checker = noise + 0.5 * (-1.0) ** (xx + yy)
+    assert anisotropy_score(hatch) > 3 and anisotropy_score(checker) > 3
+    # rotating the image does not change an isotropic score much
+    assert abs(anisotropy_score(noise.T) - anisotropy_score(noise)) < 0.2
+    with pytest.raises(InputError, match="2-D"):
+        anisotropy_score(np.zeros(10))
+
+
+def test_two_sample_accuracy_chance_for_one_distribution_high_for_two():
+    from astro_enhance.metrics import two_sample_accuracy
+
+    rng = np.random.default_rng(2)
+    a = [rng.normal(0, 1, (64, 64)) for _ in range(16)]
+    b = [rng.normal(0, 1, (64, 64)) for _ in range(16)]
+    c = [gaussian_filter(rng.normal(0, 1.4, (64, 64)), 0.7) for _ in range(16)]
+    same, n = two_sample_accuracy(a, b, steps=200)
+    # 5 held-out scenes x 4 patches x 2 kinds = 40 patches: chance within ~3 sigma
+    assert n == 40 and abs(same - 0.5) < 0.25
+    diff, _ = two_sample_accuracy(a, c, steps=200)
+    assert diff > 0.85
+    # seeded: the same call gives the same figure
+    assert two_sample_accuracy(a, c, steps=200) == (diff, n)
+    with pytest.raises(InputError, match="paired"):
+        two_sample_accuracy(a, b[:3])
+    with pytest.raises(InputError, match="at least 4"):
+        two_sample_accuracy(a[:3], b[:3])

@@ -250,3 +250,27 @@ def test_degrade_real_decam_image():
     assert np.sqrt(abs(np.linalg.det(out.wcs.pixel_scale_matrix))) * 3600 == pytest.approx(
         0.396, rel=1e-3)
     assert estimate_noise(out.data) == pytest.approx(0.035, rel=0.25)
+
+
+def test_sdss_noise_scale_scales_only_the_sdss_noise():
+    from astro_enhance import InputError
+
+    base = simulate_pair(20000003, bands="r", stamp_arcsec=20)
+    p1 = simulate_pair(20000003, bands="r", stamp_arcsec=20, sdss_noise_scale=1.0)
+    p2 = simulate_pair(20000003, bands="r", stamp_arcsec=20, sdss_noise_scale=2.0)
+    p3 = simulate_pair(20000003, bands="r", stamp_arcsec=20, sdss_noise_scale=3.0)
+    # the default is the nominal image, byte for byte
+    assert np.array_equal(base.sdss["r"].data, p1.sdss["r"].data)
+    # same draws: the SDSS image is linear in the scale (away from saturated pixels)
+    ok = ~(p1.saturated["r"] | p2.saturated["r"] | p3.saturated["r"])
+    d21 = (p2.sdss["r"].data - p1.sdss["r"].data)[ok]
+    d32 = (p3.sdss["r"].data - p2.sdss["r"].data)[ok]
+    np.testing.assert_allclose(d21, d32, atol=1e-4)
+    assert abs(np.std(d21) / estimate_noise(p1.sdss["r"].data) - 1) < 0.15
+    assert p2.sigma_sdss["r"] == pytest.approx(2 * p1.sigma_sdss["r"])
+    np.testing.assert_allclose(p2.variance_sdss["r"], 4 * p1.variance_sdss["r"], rtol=1e-5)
+    # the truth and the DECaLS-like image do not change
+    assert np.array_equal(p2.truth["r"].data, p1.truth["r"].data)
+    assert np.array_equal(p2.decals["r"].data, p1.decals["r"].data)
+    with pytest.raises(InputError, match="sdss_noise_scale"):
+        simulate_pair(1, stamp_arcsec=20, sdss_noise_scale=0.0)

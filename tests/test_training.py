@@ -240,3 +240,51 @@ def test_gan_content_target_changes_the_generator_update(shard_dir, tmp_path):
     c = run("same2")
     assert all(np.array_equal(a[k], c[k]) for k in a)        # seeded: reproducible
     assert any(not np.array_equal(a[k], b[k]) for k in a)    # the option took effect
+
+
+def test_texture_gan_trains_with_noise_of_a_random_depth_and_exports_it(shard_dir, tmp_path):
+    """recipe["texture"]: critic real = truth + DECaLS noise, fake = output + noise of the
+    same depth; the chi term is logged; the sidecar tells the enhancer to add texture."""
+    r = tiny_recipe(steps=10)
+    train_unet(shard_dir, tmp_path / "u", recipe=r, progress=False)
+    g = load_recipe("gan_texture", overrides=dict(steps=8, patch=32, batch_size=4,
+                                                  critic_pretrain=2, log_every=4, val_every=8,
+                                                  sample_every=8, checkpoint_every=8,
+                                                  threads=1))
+    g["model"] = r["model"]
+    g["critic"] = {"architecture": "patch_critic", "config": {"width": 8, "n_layers": 2}}
+    g["switch"] = dict(g["switch"], max_run=2)
+    train_gan(shard_dir, tmp_path / "g", recipe=g, init=tmp_path / "u", progress=False)
+    with open(tmp_path / "g" / "loss_log.csv", newline="") as fh:
+        rows = list(csv.DictReader(fh))
+    assert "chi" in rows[0] and any(row["chi"] for row in rows)
+
+    from astro_enhance import weights
+    from astro_enhance.enhancers import TorchEnhancer
+    from astro_enhance.training import export_weights
+    path = export_weights(tmp_path / "g", tmp_path / "export" / "gtex")
+    side = weights.load_weights(path)[1]
+    assert side["info"]["extra"]["texture"] == "decals"
+    enh = TorchEnhancer.from_weights(path, device="cpu")
+    assert enh.texture == "decals"
+
+
+def test_texture_batch_noise_has_the_drawn_depth():
+    from astro_enhance.enhancers.texture import decals_noise_model
+    from astro_enhance.training.loops import _add_texture_t, _texture_batch
+
+    class _DS:
+        meta = {"band": np.array(["r", "g"])}
+        softening = 3.0
+
+    batch = {"index": np.array([0, 1]), "sigma": np.array([0.02, 0.02]),
+             "input": np.zeros((2, 1, 128, 128), np.float32)}
+    tex = _texture_batch(batch, _DS(), {"depth_range": [2.0, 2.0]}, np.random.default_rng(0))
+    out = _add_texture_t(torch.zeros(2, 1, 128, 128), tex)
+    lin = (3.0 * 0.02 * torch.sinh(out)).numpy()
+    for i, band in enumerate("rg"):
+        sig, _ = decals_noise_model(band)
+        assert np.std(lin[i]) == pytest.approx(2 * sig, rel=0.05)
+    # the second draw (a fake) differs from the first (the real image)
+    again = _add_texture_t(torch.zeros(2, 1, 128, 128), tex)
+    assert not torch.equal(out, again)

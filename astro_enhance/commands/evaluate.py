@@ -56,6 +56,12 @@ def add_arguments(parser):
                         help="with --colour: single-band enhancers whose output is painted "
                              "with the median colours as extra baselines (default unet; '' "
                              "for none)")
+    parser.add_argument("--noise-scale", type=float, default=1.0, metavar="F",
+                        help="multiply the SDSS noise by F (0.5: deeper input, 2: "
+                             "shallower; not with --shards; default 1)")
+    parser.add_argument("--two-sample", action="store_true",
+                        help="also run the classifier two-sample test of each method's "
+                             "outputs against the DECaLS-like images (texture realism)")
     parser.add_argument("--overwrite", action="store_true", help="replace existing outputs")
     parser.add_argument("--no-progress", action="store_true", help="no progress bar")
 
@@ -131,9 +137,11 @@ def run(args):
                                stamp_arcsec=args.stamp_arcsec, device=args.device,
                                keep_examples=args.examples if out is not None else 0,
                                progress=not args.no_progress, source=args.source,
-                               data_dir=args.real_data)
+                               data_dir=args.real_data, noise_scale=args.noise_scale,
+                               two_sample=args.two_sample)
     summary = summarize(table)
     summary.meta["source"] = args.source
+    summary.meta["noise_scale"] = args.noise_scale
     import platform
     import shlex
     import sys
@@ -151,8 +159,15 @@ def run(args):
     n_scenes = len(set(int(s) for s in table["seed"]))
     what = ("real-morphology galaxies" if args.source == "real-morphology" else "scenes")
     print(f"{n_scenes} {args.split} {what} x {len(bands)} band(s); median / 90th percentile "
-          f"per method (psnr, ssim vs truth; chi2 vs SDSS; hf_power vs DECaLS-like):")
+          f"per method (psnr, ssim vs truth; chi2 vs SDSS; hf_power vs DECaLS-like; "
+          f"noise_power: error power over DECaLS noise's; anisotropy of the error):")
     print(format_summary(summary))
+    if "two_sample" in table.meta:
+        summary.meta["two_sample"] = table.meta["two_sample"]
+        print("two-sample test vs the DECaLS-like images (held-out accuracy; 0.5 = "
+              "indistinguishable): " + ", ".join(
+                  f"{m} {v['accuracy']:.3f} (n={v['n_test']})"
+                  for m, v in table.meta["two_sample"].items()))
     best = best_classical(summary)
     if best is not None:
         print(f"best classical method (median PSNR): {best['method']} "

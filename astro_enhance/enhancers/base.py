@@ -223,6 +223,44 @@ class Enhancer(ABC):
     device = "cpu"
     #: Whether `_enhance` needs a noise estimate (computed when ``noise`` is not given).
     needs_noise = True
+    #: What `set_target` was told about the image (band, whether it is in nanomaggies).
+    target = {}
+
+    def set_target(self, *, band=None, unit=None):
+        """Tell the enhancer the band and unit of the images it will get.
+
+        Enhancers that add a survey-depth texture (``gan``, ``srgan``) need them to draw
+        noise of the right amplitude in physical units; the others ignore them.
+        `astro_enhance.pipeline.enhance_fits` calls it for every image.
+
+        Parameters
+        ----------
+        band : str, optional
+            Band of the image (``"r"``...), None if unknown.
+        unit : `astropy.units.UnitBase` or str, optional
+            Unit of the pixel values; texture amplitudes are physical only for nanomaggies.
+
+        Returns
+        -------
+        self
+
+        Examples
+        --------
+        >>> from astro_enhance.enhancers import get_enhancer
+        >>> get_enhancer("bicubic").set_target(band="r", unit="nanomaggy").target
+        {'band': 'r', 'nanomaggy': True}
+        """
+        nmgy = False
+        if unit is not None:
+            import astropy.units as u
+
+            from ..io import parse_unit
+            try:
+                nmgy = parse_unit(unit) == u.nanomaggy
+            except Exception:   # noqa: BLE001 - an unknown unit is simply not nanomaggies
+                nmgy = False
+        self.target = {"band": None if band is None else str(band), "nanomaggy": bool(nmgy)}
+        return self
 
     def to(self, device):
         """Move the enhancer to a device.
@@ -277,6 +315,47 @@ class Enhancer(ABC):
         out = self._enhance(filled, mask=bad, noise=noise, rng=rng)
         del filled
         return self._finish(out, bad, squeeze)
+
+    def enhance_samples(self, data, n, *, noise=None, rng=None):
+        """``n`` outputs of a stochastic enhancer for one single-band image.
+
+        The default calls `enhance` ``n`` times with the same generator; enhancers that can
+        draw several samples in one pass (``sr3``) override it.
+
+        Parameters
+        ----------
+        data : array-like, shape (ny, nx)
+            Image on the target grid. Not modified.
+        n : int
+            Number of samples (at least 1).
+        noise : float, optional
+            Noise sigma of the input.
+        rng : `numpy.random.Generator` or int, optional
+            Random source.
+
+        Returns
+        -------
+        ndarray, float32
+            Shape ``(n, ny, nx)``, or ``(n, C_out, ny, nx)`` for several-band output.
+
+        Raises
+        ------
+        EnhancerError
+            If ``n`` is not a positive integer.
+
+        Examples
+        --------
+        >>> import numpy as np
+        >>> from astro_enhance.enhancers import get_enhancer
+        >>> get_enhancer("bicubic").enhance_samples(np.ones((8, 8)), 3).shape
+        (3, 8, 8)
+        """
+        if isinstance(n, bool) or not isinstance(n, (int, np.integer)) or n < 1:
+            raise EnhancerError(f"{self.info.name}: the number of samples must be a positive "
+                                f"integer, got {n!r}")
+        rng = rng if isinstance(rng, np.random.Generator) else np.random.default_rng(rng)
+        return np.stack([np.asarray(self.enhance(data, noise=noise, rng=rng), np.float32)
+                         for _ in range(int(n))])
 
     def _finish(self, out, bad, squeeze):
         """Check the grid, restore NaN where the input was bad, squeeze single bands."""

@@ -35,6 +35,7 @@ from ..exceptions import EnhancerError, InputError, WeightsError
 from ..normalize import DEFAULT_SOFTENING, asinh_unstretch
 from ..tiling import _is_oom
 from .base import Enhancer, EnhancerInfo
+from .texture import DEFAULT_NOISE_RATIO, TEXTURE_KINDS
 
 __all__ = ["TorchEnhancer", "CPU_TILE_SIZE", "CPU_BATCH_PIXELS"]
 
@@ -101,6 +102,16 @@ class TorchEnhancer(Enhancer):
         first compilation costs 5-60 s, and again for a new tile shape; it can pay off for
         many frames in one process, e.g. a batch worker). If compilation fails the model
         runs uncompiled, with a warning.
+    texture : {"decals", None}, optional
+        Add a DECaLS-depth noise realisation to the restored sky
+        (`astro_enhance.enhancers.texture`): the output is then a sample of a DECaLS-like
+        image, not the restored sky itself. Default from the weights' sidecar
+        (``info.extra["texture"]``: on for ``gan`` and ``srgan``, off otherwise); False or
+        None turns it off.
+    texture_sigma : float, optional
+        Sky noise of the texture, per output pixel in the image's units (default: the
+        DECaLS depth of the band set by `set_target`, or ``noise_ratio`` times the input's
+        measured noise when the image is not in nanomaggies).
 
     Examples
     --------
@@ -114,7 +125,8 @@ class TorchEnhancer(Enhancer):
 
     def __init__(self, model, info, *, device="auto", precision="auto", tile_size=None,
                  overlap=None, batch_size=None, softening=DEFAULT_SOFTENING, progress=False,
-                 channels_last="auto", threads=None, compile=False):
+                 channels_last="auto", threads=None, compile=False, texture="sidecar",
+                 texture_sigma=None):
         import torch
 
         if not isinstance(model, torch.nn.Module):
@@ -149,6 +161,17 @@ class TorchEnhancer(Enhancer):
         self.precision = None
         self.device = None
         self.sidecar = None
+        if texture == "sidecar":
+            texture = (info.extra or {}).get("texture")
+        if texture not in (None, False) and texture not in TEXTURE_KINDS:
+            raise EnhancerError(f"{info.name}: texture must be one of {TEXTURE_KINDS} or None, "
+                                f"got {texture!r}")
+        self.texture = texture or None
+        if texture_sigma is not None and not float(texture_sigma) > 0:
+            raise EnhancerError(f"{info.name}: texture_sigma must be positive, got "
+                                f"{texture_sigma!r}")
+        self.texture_sigma = None if texture_sigma is None else float(texture_sigma)
+        self.texture_used = None
         self.to(device)
 
     def to(self, device):
@@ -334,12 +357,39 @@ class TorchEnhancer(Enhancer):
         # The noise sample touched blocks all over a memory-mapped input: give them back.
         from ..tiling import _PageReleaser
         _PageReleaser(arr).release(0, arr.shape[1])
+        if self.texture is not None:
+            rng = rng if isinstance(rng, np.random.Generator) else np.random.default_rng(rng)
         res = self._run(arr, noise, rng, out=out, restore_nan=True)
+        if self.texture is not None:
+            self._add_texture(res, noise, rng)
         if out is not None:
             return out
         if squeeze and res.shape[0] == 1:
             return res[0]
         return res
+
+    def _add_texture(self, res, noise, rng):
+        """Add the DECaLS-depth noise realisation to the restored sky ``res`` (C, ny, nx);
+        records what was used in ``texture_used``."""
+        from .texture import add_texture, decals_noise_model
+
+        band, nmgy = self.target.get("band"), self.target.get("nanomaggy", False)
+        sig, ks = [], []
+        for c in range(res.shape[0]):
+            if nmgy and band is not None:
+                s, k = decals_noise_model(band, sigma=self.texture_sigma)
+                how = f"DECaLS {band}-band depth"
+            else:
+                ratio = float((self.info.extra or {}).get("noise_ratio", DEFAULT_NOISE_RATIO))
+                s0 = float(noise[c] if c < len(noise) else np.median(noise))
+                s, k = (self.texture_sigma or ratio * s0), 0.0
+                how = ("the given sigma" if self.texture_sigma else
+                       f"{ratio:g} x the input's noise (band or nanomaggy unit unknown)")
+            sig.append(s)
+            ks.append(k)
+        add_texture(res, sigma=sig, k=ks, rng=rng)
+        self.texture_used = dict(sigma=[float(v) for v in sig], k=[float(v) for v in ks],
+                                 how=how)
 
     def _check_out(self, out, arr):
         """Validate ``out`` for an input ``arr`` (C, ny, nx)."""

@@ -735,6 +735,49 @@ def train_colorize(data, out, **kwargs):
     return train_adversarial(data, out, kind="colorize", **kwargs)
 
 
+def _texture_batch(batch, ds, texture, rng):
+    """Per patch of a batch: the input's stretch scale ``k sigma`` and the sky sigma and
+    source factor of a DECaLS-like noise of a depth drawn uniformly in
+    ``texture["depth_range"]`` times the band's nominal (`decals_noise_model`), plus the
+    standard normal draws of the noise of the real and of the fake image."""
+    from ..enhancers.texture import decals_noise_model
+
+    lo, hi = texture.get("depth_range", (1.0, 1.0))
+    bands = ds.meta["band"]
+    out = {"scale": [], "sigma": [], "k": []}
+    for i, sig in zip(batch["index"], batch["sigma"]):
+        s0, _ = decals_noise_model(str(bands[i]))
+        s, k = decals_noise_model(str(bands[i]), sigma=s0 * rng.uniform(lo, hi))
+        out["scale"].append(ds.softening * float(sig))
+        out["sigma"].append(s)
+        out["k"].append(k)
+    shape = batch["input"].shape
+    out = {k: _to_t(np.asarray(v, np.float32)[:, None, None, None]) for k, v in out.items()}
+    out["eps"] = [_to_t(rng.standard_normal(shape).astype(np.float32)) for _ in range(2)]
+    out["used"] = 0
+    return out
+
+
+def _add_texture_t(y, tex):
+    """Stretched image + a DECaLS-like noise realisation added in linear units (the next
+    unused draw of ``tex``: the real image takes the first, fakes the second)."""
+    torch = _torch()
+    eps = tex["eps"][min(tex["used"], 1)]
+    tex["used"] += 1
+    lin = tex["scale"] * torch.sinh(y)
+    var = tex["sigma"] ** 2 + tex["k"] * torch.relu(lin)
+    return torch.asinh((lin + torch.sqrt(var) * eps) / tex["scale"])
+
+
+def _chi_loss(pred, truth, tex):
+    """Mean |pred - truth| in units of the DECaLS noise of the truth's pixels (linear)."""
+    torch = _torch()
+    lin_p = tex["scale"] * torch.sinh(pred)
+    lin_t = tex["scale"] * torch.sinh(truth)
+    sig = torch.sqrt(tex["sigma"] ** 2 + tex["k"] * torch.relu(lin_t))
+    return torch.mean(torch.abs(lin_p - lin_t) / sig)
+
+
 def _load_init(model, init):
     """Load generator weights from a weights file, a run dir or a shipped name."""
     from safetensors.torch import load_file
@@ -1000,6 +1043,7 @@ def _train(data, out, *, kind, recipe, minutes, resume, val, threads, progress,
             ema = _EMA(model, recipe["ema"])
         (out / "recipe.json").write_text(json.dumps(recipe, indent=2))
 
+    texture = recipe.get("texture") if adversarial else None
     sw = float(recipe.get("structure_weight", 0.0)) if not adversarial else 0.0
     s_kind = recipe.get("structure_loss", "ssim")
     featw = float(recipe.get("feature_weight", 0.0)) if adversarial else 0.0
@@ -1011,6 +1055,8 @@ def _train(data, out, *, kind, recipe, minutes, resume, val, threads, progress,
         fields.append("structure")
     if featw:
         fields.append("feature")
+    if texture is not None and texture.get("chi_weight"):
+        fields.append("chi")
     log = _CSVLog(out / "loss_log.csv", fields, append=resume)
     vfields = ["step", "elapsed", "psnr_model", "psnr_input", "psnr_gain", "flux_err_median",
                "flux_err_p90", "flux_err_input_median", "hf_ratio", "psnr_gain_truth"]
@@ -1118,9 +1164,16 @@ def _train(data, out, *, kind, recipe, minutes, resume, val, threads, progress,
                 row.update(loss=loss.item(), pixel=lp.item(), flux=lf.item())
             else:
                 side = "critic" if step < pretrain else switcher.side
+                if texture is not None:
+                    # the critic's real image: the truth plus DECaLS noise of a random depth;
+                    # the fake gets noise of the same depth (see _texture_batch)
+                    tex = _texture_batch(b, ds, texture, rng)
+                    t = _add_texture_t(t, tex)
                 if side == "critic":
                     with torch.no_grad():
                         fake = model(x)
+                        if texture is not None:
+                            fake = _add_texture_t(fake, tex)
                     dr, df = critic(x, t), critic(x, fake)
                     lc = critic_loss(dr, df, kind=recipe.get("adv_loss", "bce"))
                     copt.zero_grad(set_to_none=True)
@@ -1144,6 +1197,17 @@ def _train(data, out, *, kind, recipe, minutes, resume, val, threads, progress,
                     else:
                         lp = pixel_loss(pred, tc, kind=pl_kind)
                     lf = flux_loss(pred, tf, pool=fpool) if fw else torch.zeros(())
+                    chiw = float(texture.get("chi_weight", 0.0)) if texture is not None else 0.0
+                    if chiw:
+                        # the error in units of the DECaLS noise of each pixel (linear space):
+                        # weighs bright cores as a DECaLS image would, unlike the stretch
+                        lchi = _chi_loss(pred, tc, tex)
+                        loss_extra = chiw * lchi
+                        row["chi"] = lchi.item()
+                    else:
+                        loss_extra = 0.0
+                    if texture is not None:
+                        pred = _add_texture_t(pred, tex)
                     if featw:
                         # one critic pass gives the logits and the features of the fake
                         ff, df = critic.features(x, pred, with_logits=True)
@@ -1156,7 +1220,7 @@ def _train(data, out, *, kind, recipe, minutes, resume, val, threads, progress,
                         df = critic(x, pred)
                     la = adversarial_loss(df, real=True, kind=recipe.get("adv_loss", "bce"))
                     loss = (float(recipe.get("content_weight", 1.0)) * lp + fw * lf
-                            + float(recipe["adv_weight"]) * la)
+                            + float(recipe["adv_weight"]) * la + loss_extra)
                     if featw:
                         loss = loss + featw * lfeat
                     opt.zero_grad(set_to_none=True)
@@ -1331,6 +1395,9 @@ def export_weights(run_dir, dest, *, step=None, data_seeds=None, extra=None):
     if recipe.get("data", {}).get("input_band"):
         # the bands of the output planes, in order (colorize)
         info["extra"] = {"bands_out": list(recipe["data"].get("bands") or [])}
+    if recipe.get("texture"):
+        # the enhancer adds the noise the generator was trained with (TorchEnhancer texture)
+        info.setdefault("extra", {})["texture"] = recipe["texture"].get("kind", "decals")
     meta = {"info": info, "description": recipe.get("description", ""), "recipe": recipe,
             "data": data, "training": training, "metrics": {}}
     if ck.get("kind") in DIFFUSION_KINDS:
