@@ -144,10 +144,14 @@ def _check_methods(parsed, n_bands, device, hint):
     number of bands than ``n_bands`` fail here, with ``hint`` saying what to do."""
     from .enhancers import get_enhancer
 
-    for _, name, opts in parsed:
+    textured = set()
+    for label, name, opts in parsed:
         enh = get_enhancer(name, device=device, **opts)
         if enh.info.channels_out != n_bands:
             raise InputError(f"{name} writes {enh.info.channels_out} band(s); {hint}")
+        if getattr(enh, "texture", None) is not None and "texture_sigma" not in opts:
+            textured.add(label)
+    return textured
 
 
 def _scene_dicts(pair, **extra):
@@ -285,7 +289,7 @@ def _as_grid(out_hdu, sc):
 def evaluate(methods, *, n=200, split="bench", bands=("r",), start=None, shards=None,
              stamp_arcsec=64.0, device="cpu", references=True, keep_examples=4,
              progress=False, source="simulation", data_dir=None, noise_scale=1.0,
-             two_sample=False):
+             two_sample=False, texture_depth="scene"):
     """Run enhancers through the pipeline on simulated scenes and measure them.
 
     Parameters
@@ -330,6 +334,12 @@ def evaluate(methods, *, n=200, split="bench", bands=("r",), start=None, shards=
         Run the classifier two-sample test of every method's outputs against the DECaLS-like
         images (``table.meta["two_sample"]``: method -> held-out accuracy and number of test
         patches; needs at least 4 images).
+    texture_depth : {"scene", "nominal"}, optional
+        Enhancers that add a DECaLS-depth texture (``gan``, ``srgan``) draw it at the depth
+        of each scene's DECaLS-like image, the image they are compared with (``"scene"``,
+        the default: the depth is a choice of target, told to the enhancer as
+        ``texture_sigma``), or at the survey table's nominal depth (``"nominal"``). A
+        ``texture_sigma`` in the method's options wins.
 
     Returns
     -------
@@ -360,8 +370,12 @@ def evaluate(methods, *, n=200, split="bench", bands=("r",), start=None, shards=
     from .simulate import _check_bands
 
     parsed = parse_methods(methods)
-    _check_methods(parsed, 1, device, "evaluate it with evaluate_colour (astro-enhance "
-                   "evaluate --colour)")
+    textured = _check_methods(parsed, 1, device, "evaluate it with evaluate_colour "
+                              "(astro-enhance evaluate --colour)")
+    if texture_depth not in ("scene", "nominal"):
+        raise InputError(f"texture_depth must be 'scene' or 'nominal', got {texture_depth!r}")
+    if texture_depth == "nominal":
+        textured = set()
     bands = _check_bands(bands)
     seeds, scenes = _scene_source(source, split=split, n=n, start=start, shards=shards,
                                   bands=bands, stamp_arcsec=stamp_arcsec, data_dir=data_dir,
@@ -378,6 +392,9 @@ def evaluate(methods, *, n=200, split="bench", bands=("r",), start=None, shards=
         for m, name, opts in parsed:
             t0 = time.perf_counter()
             # seeded per scene: stochastic enhancers (sr3) give the same table every run
+            if m in textured:
+                # noise of the depth of the DECaLS-like image it is compared with
+                opts = dict(opts, texture_sigma=float(sc["sigma_decals"]))
             hdul = enhance_fits(hdu, method=name, target="decals", device=device,
                                 **_method_kwargs(opts), rng=int(sc["seed"]))
             dt = time.perf_counter() - t0

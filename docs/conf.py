@@ -73,7 +73,10 @@ _write_cli_help()
 
 # -- Enhancer comparison table, generated from the latest committed `evaluate` run ------------
 #: Later evaluate runs on the same scenes whose new methods join the table, in order.
-EXTRA_RUNS = ("evaluate_srresnet", "evaluate_srgan", "evaluate_autoencoder")
+EXTRA_RUNS = ("evaluate_srresnet", "evaluate_srgan", "evaluate_autoencoder",
+              "evaluate_generative")
+#: Methods whose rows a later run replaces (retrained weights, same name, same scenes).
+REPLACES = {"evaluate_generative": ("gan", "srgan")}
 
 def _write_enhancer_table():
     from astropy.table import Table
@@ -96,6 +99,9 @@ def _write_enhancer_table():
         if not os.path.exists(path):
             continue
         e = Table.read(path, format="ascii.ecsv")
+        for m in REPLACES.get(name, ()):
+            if m in set(map(str, e["method"])):
+                t.remove_rows([i for i, v in enumerate(t["method"]) if str(v) == m])
         shared = set(map(str, e["method"])) & set(map(str, t["method"]))
         for m in shared:
             a_, b_ = t[t["method"] == m][0], e[e["method"] == m][0]
@@ -122,11 +128,13 @@ def _write_enhancer_table():
                      "flux spread out",
         "richardson-lucy(iterations=5,damping=10)": "the PSNR-best setting on validation "
                      "scenes: barely changes the input",
-        "unet": "faint structure and photometry: the default; smooth (no noise texture)",
-        "gan": "DECaLS-like texture (noise grain) at the cost of PSNR; provisional",
+        "unet": "measurement: faint structure and photometry; the default; smooth (the "
+                "restored sky, no noise texture)",
+        "gan": "looks: a sample of a DECaLS image (the restored sky plus DECaLS-depth noise); "
+               "errs like DECaLS; not for measurements",
         "srresnet": "a smaller, shallower alternative to unet (same-grid SRResNet)",
-        "srgan": "DECaLS-like grain from the SRResNet (adversarial, critic feature loss); "
-                 "not for measurements",
+        "srgan": "looks: as gan, with an SRResNet generator (adversarial, critic feature "
+                 "loss); not for measurements",
         "autoencoder": "a fast alternative to unet (skip-connection autoencoder)",
         "gaussian": "the bicubic image smoothed: what a user tries first (sigma in pixels)",
         "sdss-input": "reference row: the input itself",

@@ -178,3 +178,18 @@ def test_cli_noise_scale_and_two_sample(capsys):
                  "--noise-scale", "0.5", "--two-sample", "--no-progress"]) == 0
     out = capsys.readouterr().out
     assert "noise_power" in out and "two-sample test" in out and "bicubic" in out
+
+
+def test_textured_methods_draw_noise_at_the_scene_depth():
+    """gan-like methods are compared with the DECaLS-like image at that image's depth."""
+    spec = "unet(texture='decals')"
+    scene, _ = evaluate([spec], n=2, stamp_arcsec=24, keep_examples=1, references=False)
+    nominal, _ = evaluate([spec], n=2, stamp_arcsec=24, keep_examples=0, references=False,
+                          texture_depth="nominal")
+    given, _ = evaluate([spec.replace(")", ", texture_sigma=0.05)")], n=2, stamp_arcsec=24,
+                        keep_examples=0, references=False)
+    assert not np.allclose(scene["noise_power"], nominal["noise_power"])
+    # a texture 10 times the DECaLS noise: its error power is ~100 times DECaLS's
+    assert (given["noise_power"] > 30).all() and (scene["noise_power"] < 10).all()
+    with pytest.raises(InputError, match="texture_depth"):
+        evaluate(["bicubic"], n=1, texture_depth="deep")

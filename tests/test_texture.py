@@ -100,3 +100,10 @@ def test_pipeline_records_the_texture_and_follows_the_target_depth():
     # the input is not changed
     assert np.array_equal(hdu.data, pair.sdss["r"].data)
 
+
+
+def test_shipped_generative_enhancers_add_texture_and_unet_does_not():
+    assert get_enhancer("unet", device="cpu").texture is None
+    for name in ("gan", "srgan"):
+        assert get_enhancer(name, device="cpu").texture == "decals"
+    assert get_enhancer("gan", device="cpu", texture=None).texture is None

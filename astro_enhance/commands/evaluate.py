@@ -62,6 +62,9 @@ def add_arguments(parser):
     parser.add_argument("--two-sample", action="store_true",
                         help="also run the classifier two-sample test of each method's "
                              "outputs against the DECaLS-like images (texture realism)")
+    parser.add_argument("--texture-depth", default="scene", choices=["scene", "nominal"],
+                        help="depth of the noise that gan/srgan add: that of each scene's "
+                             "DECaLS-like image (default) or the survey's nominal one")
     parser.add_argument("--overwrite", action="store_true", help="replace existing outputs")
     parser.add_argument("--no-progress", action="store_true", help="no progress bar")
 
@@ -138,7 +141,8 @@ def run(args):
                                keep_examples=args.examples if out is not None else 0,
                                progress=not args.no_progress, source=args.source,
                                data_dir=args.real_data, noise_scale=args.noise_scale,
-                               two_sample=args.two_sample)
+                               two_sample=args.two_sample,
+                               texture_depth=args.texture_depth)
     summary = summarize(table)
     summary.meta["source"] = args.source
     summary.meta["noise_scale"] = args.noise_scale

@@ -769,13 +769,15 @@ def _add_texture_t(y, tex):
     return torch.asinh((lin + torch.sqrt(var) * eps) / tex["scale"])
 
 
-def _chi_loss(pred, truth, tex):
-    """Mean |pred - truth| in units of the DECaLS noise of the truth's pixels (linear)."""
+def _chi_loss(pred, truth, tex, power=1):
+    """Mean ``|pred - truth| ** power`` in units of the DECaLS noise of the truth's pixels
+    (linear space). ``power=2`` (chi-square per pixel) weighs the few pixels that err by many
+    sigma -- bright star cores -- far more than the many faint ones."""
     torch = _torch()
     lin_p = tex["scale"] * torch.sinh(pred)
     lin_t = tex["scale"] * torch.sinh(truth)
     sig = torch.sqrt(tex["sigma"] ** 2 + tex["k"] * torch.relu(lin_t))
-    return torch.mean(torch.abs(lin_p - lin_t) / sig)
+    return torch.mean((torch.abs(lin_p - lin_t) / sig) ** power)
 
 
 def _load_init(model, init):
@@ -1201,7 +1203,7 @@ def _train(data, out, *, kind, recipe, minutes, resume, val, threads, progress,
                     if chiw:
                         # the error in units of the DECaLS noise of each pixel (linear space):
                         # weighs bright cores as a DECaLS image would, unlike the stretch
-                        lchi = _chi_loss(pred, tc, tex)
+                        lchi = _chi_loss(pred, tc, tex, power=int(texture.get("chi_power", 1)))
                         loss_extra = chiw * lchi
                         row["chi"] = lchi.item()
                     else:
