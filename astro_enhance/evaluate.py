@@ -493,10 +493,10 @@ def evaluate_samples(method="sr3", *, samples=8, n=24, split="bench", source="si
     Returns
     -------
     dict
-        ``coverage_2std`` (fraction of light pixels with |mean - truth| < 2 STD),
-        ``coverage_1std``, ``spearman`` (pooled Spearman correlation of STD and |mean -
-        truth|), ``fitted_factor`` (the factor that would give a 2-STD coverage of 0.95:
-        the 95th percentile of |mean - truth| / STD, halved), ``psnr_mean``,
+        ``coverage_2std`` (fraction of light pixels with ``|mean - truth| < 2 STD``),
+        ``coverage_1std``, ``spearman`` (pooled Spearman correlation of STD and ``|mean -
+        truth|``), ``fitted_factor`` (the factor that would give a 2-STD coverage of 0.95:
+        the 95th percentile of ``|mean - truth| / STD``, halved), ``psnr_mean``,
         ``psnr_single``, ``psnr_reference`` (medians over scenes), ``seconds_single``,
         ``seconds_samples`` and ``time_ratio`` (medians and the ratio of the medians),
         ``std_factor`` (the factor applied), ``n_scenes``, ``n_pixels`` and the arguments.
