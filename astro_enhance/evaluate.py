@@ -363,10 +363,6 @@ def evaluate(methods, *, n=200, split="bench", bands=("r",), start=None, shards=
     >>> sorted(set(map(str, t["method"])))
     ['bicubic', 'decals-like', 'sdss-input']
     """
-    from astropy.table import Table
-
-    from .io import image_to_hdu
-    from .pipeline import enhance_fits
     from .simulate import _check_bands
 
     parsed = parse_methods(methods)
@@ -387,21 +383,7 @@ def evaluate(methods, *, n=200, split="bench", bands=("r",), start=None, shards=
         bar = tqdm(total=len(seeds) * len(bands), unit="image")
     rows, examples = [], []
     for sc in scenes:
-        outs = {}
-        hdu = image_to_hdu(sc["sdss"])
-        for m, name, opts in parsed:
-            t0 = time.perf_counter()
-            # seeded per scene: stochastic enhancers (sr3) give the same table every run
-            if m in textured:
-                # noise of the depth of the DECaLS-like image it is compared with
-                opts = dict(opts, texture_sigma=float(sc["sigma_decals"]))
-            hdul = enhance_fits(hdu, method=name, target="decals", device=device,
-                                **_method_kwargs(opts), rng=int(sc["seed"]))
-            dt = time.perf_counter() - t0
-            out = _as_grid(hdul[0], sc)
-            outs[m] = out
-            rows.append(dict(method=m, seed=sc["seed"], band=sc["band"],
-                             **_metrics(out, sc, dt), **_name(sc)))
+        outs = _run_methods(parsed, sc, textured, device, rows)
         if references:
             for name, arr in (("sdss-input", sc["input"]), ("decals-like", sc["decals"])):
                 rows.append(dict(method=name, seed=sc["seed"], band=sc["band"],
@@ -416,6 +398,14 @@ def evaluate(methods, *, n=200, split="bench", bands=("r",), start=None, shards=
             bar.update(1)
     if bar is not None:
         bar.close()
+    return _results_table(rows, split=split, source=source, noise_scale=noise_scale,
+                          seeds=seeds, stretched=stretched), examples
+
+
+def _results_table(rows, *, split, source, noise_scale, seeds, stretched):
+    """The per-image table of `evaluate` with its run description (and two-sample test)."""
+    from astropy.table import Table
+
     if not rows:
         raise InputError("no scene found for these seeds and bands")
     table = Table(rows=rows)
@@ -426,7 +416,30 @@ def evaluate(methods, *, n=200, split="bench", bands=("r",), start=None, shards=
         table.meta["seeds"] = [seeds.start, seeds.stop]
     if stretched is not None:
         table.meta["two_sample"] = _two_sample(stretched)
-    return table, examples
+    return table
+
+
+def _run_methods(parsed, sc, textured, device, rows):
+    """Every method on one scene through the pipeline: appends their metric rows to ``rows``
+    and returns their outputs on the scene's DECaLS grid (label -> image)."""
+    from .io import image_to_hdu
+    from .pipeline import enhance_fits
+
+    outs = {}
+    hdu = image_to_hdu(sc["sdss"])
+    for m, name, opts in parsed:
+        t0 = time.perf_counter()
+        if m in textured:
+            # noise of the depth of the DECaLS-like image it is compared with
+            opts = dict(opts, texture_sigma=float(sc["sigma_decals"]))
+        # seeded per scene: stochastic enhancers (sr3) give the same table every run
+        hdul = enhance_fits(hdu, method=name, target="decals", device=device,
+                            **_method_kwargs(opts), rng=int(sc["seed"]))
+        dt = time.perf_counter() - t0
+        outs[m] = _as_grid(hdul[0], sc)
+        rows.append(dict(method=m, seed=sc["seed"], band=sc["band"],
+                         **_metrics(outs[m], sc, dt), **_name(sc)))
+    return outs
 
 
 def _keep_stretched(store, outs, sc):

@@ -160,33 +160,11 @@ def _enhance(data, method=None, *, target="decals", device="auto", remove_stars=
     in_survey, confidence, _ = guess_survey(image.header if len(image.header) else image.wcs)
     band = _band_of(image)
 
-    if options is not None and not isinstance(options, dict):
-        raise InputError(f"options must be a dict of enhancer options, got "
-                         f"{type(options).__name__}")
-    user_options = dict(options or {})
-    options = dict(user_options)
-    if tile_size is not None:
-        options["tile_size"] = int(tile_size)
-    if overlap is not None:
-        options["overlap"] = int(overlap)
-    if progress:
-        options["progress"] = True
+    user_options, options = _enhancer_options(options, tile_size, overlap, progress)
     method = method or default_method()
     enhancer = get_enhancer(method, device=device, weights=weights, **options)
-
-    domain_reasons = []
-    sigma_in = None  # the input's noise, measured once for the domain and consistency checks
-    if enhancer.info.kind != "classical":
-        from .domain import check_domain
-        from .exceptions import DomainWarning
-
-        sigma_in = float(estimate_noise(image.data, mask=image.mask))
-        domain_reasons = check_domain(image, info=enhancer.info, band=band, survey=in_survey,
-                                      sigma=sigma_in)
-        for reason in domain_reasons:
-            warnings.warn(f"input outside the training domain of '{method}': {reason}; "
-                          "treat the enhanced image with extra care", DomainWarning,
-                          stacklevel=3)
+    # the input's noise, measured once for the domain and consistency checks
+    sigma_in, domain_reasons = _domain_check(image, enhancer, method, band, in_survey)
 
     resampled = resample(image, target=target_survey.name, return_type="image",
                          conserve_flux=conserve_flux, north_up=north_up)
@@ -244,17 +222,8 @@ def _enhance(data, method=None, *, target="decals", device="auto", remove_stars=
     if remove_stars:
         n = int(star_result.n_removed)
         history.append(f"{n} star(s) removed before enhancement (MASK extension).")
-    texture = getattr(enhancer, "texture_used", None)
-    if texture:
-        history.append(f"Output = restored sky + a DECaLS-like noise realisation (texture: sky "
-                       f"sigma {texture['sigma'][0]:.3g}, from {texture['how']}), a sample of "
-                       "what DECaLS would record; measure on method 'unet'.")
-    if samples > 1:
-        history.append(f"Mean of {samples} samples; STD extension holds their std" + (
-            f" times the calibration factor AE_STDCF = {std_factor:.4g} (raw spread = STD / "
-            "AE_STDCF)." if std_factor != 1.0 else "."))
-    if getattr(enhancer, "steps", None) is not None:
-        history.append(f"Each sample drawn with {int(enhancer.steps)} diffusion steps.")
+    sampling_history, sampling_cards = _sampling_notes(enhancer, samples, std_factor)
+    history += sampling_history
     if bands_out is not None:
         history.append(f"Planes 1-{len(bands_out)} are bands {', '.join(bands_out)} "
                        f"(BAND1...); AE_FLUXR and AE_CHI2 refer to the {ref_band} plane"
@@ -267,12 +236,8 @@ def _enhance(data, method=None, *, target="decals", device="auto", remove_stars=
     h["AE_FLUXR"] = (round(flux_ratio, 6) if np.isfinite(flux_ratio) else "nan",
                      "total flux ratio output/input")
     h["AE_NSAMP"] = (samples, "number of samples averaged")
-    if samples > 1:
-        h["AE_STDCF"] = (float(f"{std_factor:.6g}"), "STD = sample std x this factor")
-    if texture:
-        h["AE_TEXSG"] = (float(f"{texture['sigma'][0]:.4g}"), "sky sigma of the added texture")
-    if getattr(enhancer, "steps", None) is not None:   # diffusion enhancers (sr3)
-        h["AE_STEPS"] = (int(enhancer.steps), "diffusion sampling steps per sample")
+    for key, card in sampling_cards.items():
+        h[key] = card
     h["AE_DOMN"] = (len(domain_reasons), "domain warnings (see HISTORY)")
     if bands_out is not None:
         primary.data = out   # NAXIS3 follows the data
@@ -298,6 +263,63 @@ def _enhance(data, method=None, *, target="decals", device="auto", remove_stars=
             warnings.warn(f"star catalogue not stored in the output: {exc}",
                           AstroEnhanceWarning)
     return hdul, resampled
+
+
+def _enhancer_options(options, tile_size, overlap, progress):
+    """The user's enhancer options (for HISTORY) and those given to the enhancer."""
+    if options is not None and not isinstance(options, dict):
+        raise InputError(f"options must be a dict of enhancer options, got "
+                         f"{type(options).__name__}")
+    user_options = dict(options or {})
+    options = dict(user_options)
+    if tile_size is not None:
+        options["tile_size"] = int(tile_size)
+    if overlap is not None:
+        options["overlap"] = int(overlap)
+    if progress:
+        options["progress"] = True
+    return user_options, options
+
+
+def _domain_check(image, enhancer, method, band, in_survey):
+    """Noise of the input and the reasons it lies outside a trained enhancer's domain (each
+    also a DomainWarning); (None, []) for classical enhancers."""
+    if enhancer.info.kind == "classical":
+        return None, []
+    from .domain import check_domain
+    from .exceptions import DomainWarning
+
+    sigma_in = float(estimate_noise(image.data, mask=image.mask))
+    reasons = check_domain(image, info=enhancer.info, band=band, survey=in_survey,
+                           sigma=sigma_in)
+    for reason in reasons:
+        warnings.warn(f"input outside the training domain of '{method}': {reason}; "
+                      "treat the enhanced image with extra care", DomainWarning, stacklevel=4)
+    return sigma_in, reasons
+
+
+def _sampling_notes(enhancer, samples, std_factor):
+    """HISTORY lines and header cards about how the output was drawn: the added texture
+    (gan, srgan), several samples and their calibrated spread, diffusion steps (sr3)."""
+    history, cards = [], {}
+    texture = getattr(enhancer, "texture_used", None)
+    if texture:
+        history.append(f"Output = restored sky + a DECaLS-like noise realisation (texture: sky "
+                       f"sigma {texture['sigma'][0]:.3g}, from {texture['how']}), a sample of "
+                       "what DECaLS would record; measure on method 'unet'.")
+    if samples > 1:
+        history.append(f"Mean of {samples} samples; STD extension holds their std" + (
+            f" times the calibration factor AE_STDCF = {std_factor:.4g} (raw spread = STD / "
+            "AE_STDCF)." if std_factor != 1.0 else "."))
+        cards["AE_STDCF"] = (float(f"{std_factor:.6g}"), "STD = sample std x this factor")
+    steps = getattr(enhancer, "steps", None)
+    if steps is not None:
+        history.append(f"Each sample drawn with {int(steps)} diffusion steps.")
+    if texture:
+        cards["AE_TEXSG"] = (float(f"{texture['sigma'][0]:.4g}"), "sky sigma of the added texture")
+    if steps is not None:   # diffusion enhancers (sr3)
+        cards["AE_STEPS"] = (int(steps), "diffusion sampling steps per sample")
+    return history, cards
 
 
 def _draw(enhancer, work, samples, rng):

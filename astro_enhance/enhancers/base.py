@@ -350,12 +350,16 @@ class Enhancer(ABC):
         >>> get_enhancer("bicubic").enhance_samples(np.ones((8, 8)), 3).shape
         (3, 8, 8)
         """
-        if isinstance(n, bool) or not isinstance(n, (int, np.integer)) or n < 1:
-            raise EnhancerError(f"{self.info.name}: the number of samples must be a positive "
-                                f"integer, got {n!r}")
+        self._check_sample_count(n)
         rng = rng if isinstance(rng, np.random.Generator) else np.random.default_rng(rng)
         return np.stack([np.asarray(self.enhance(data, noise=noise, rng=rng), np.float32)
                          for _ in range(int(n))])
+
+    def _check_sample_count(self, n):
+        """EnhancerError unless ``n`` is a positive integer (a number of samples)."""
+        if isinstance(n, bool) or not isinstance(n, (int, np.integer)) or n < 1:
+            raise EnhancerError(f"{self.info.name}: the number of samples must be a positive "
+                                f"integer, got {n!r}")
 
     def _finish(self, out, bad, squeeze):
         """Check the grid, restore NaN where the input was bad, squeeze single bands."""

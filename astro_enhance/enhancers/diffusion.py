@@ -176,9 +176,7 @@ class DiffusionEnhancer(TorchEnhancer):
         >>> enh.enhance_samples(img, 4, noise=1.0, rng=0).shape
         (4, 40, 40)
         """
-        if isinstance(n, bool) or not isinstance(n, (int, np.integer)) or n < 1:
-            raise EnhancerError(f"{self.info.name}: the number of samples must be a positive "
-                                f"integer, got {n!r}")
+        self._check_sample_count(n)
         arr = np.asarray(data)
         if arr.ndim == 3 and arr.shape[0] != 1 or arr.ndim not in (2, 3):
             raise EnhancerError(f"{self.info.name}: enhance_samples takes one band, got shape "
@@ -255,11 +253,10 @@ class DiffusionEnhancer(TorchEnhancer):
 
     def _add_look_noise(self, res, noise, block_rows=256):
         """Add the fixed DECaLS-like noise realisation, row block by row block."""
-        gen = np.random.default_rng(self.look_seed)
+        from .texture import add_texture
+
         sig = [float(s) for s in noise]
-        for c in range(res.shape[0]):
-            s = self.decals_noise_ratio * (sig[c] if c < len(sig) else float(np.median(sig)))
-            plane = res[c]
-            for r0 in range(0, plane.shape[0], block_rows):
-                blk = plane[r0:r0 + block_rows]
-                blk += (s * gen.standard_normal(blk.shape)).astype(np.float32)
+        s = [self.decals_noise_ratio * (sig[c] if c < len(sig) else float(np.median(sig)))
+             for c in range(res.shape[0])]
+        add_texture(res, sigma=s, k=[0.0] * len(s), rng=np.random.default_rng(self.look_seed),
+                    block_rows=block_rows)
